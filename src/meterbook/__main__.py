@@ -1,0 +1,3 @@
+from meterbook.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""The reach rule (contract invariant 8), in one place.
+
+An organization key reaches every account of its organization; an account key reaches its account
+and that account's subaccounts, at any depth; a platform key reaches no account. Anything outside
+a key's reach is answered exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Connection
+
+from meterbook.accounts import repository
+from meterbook.accounts.models import Account, Principal
+from meterbook.errors import Forbidden, NotFound
+
+__all__ = ["require_organization", "resolve_account", "within"]
+
+
+def require_organization(principal: Principal) -> uuid.UUID:
+    """The organization the key acts for; a platform key acts for none."""
+    if principal.organization_id is None:
+        raise Forbidden("A platform key can only create organizations; use an organization or account key.")
+    return principal.organization_id
+
+
+def within(principal: Principal) -> tuple[uuid.UUID, str | None]:
+    """The filter every query over accounts applies: the organization, and the path prefix of an account key."""
+    return require_organization(principal), principal.account_path
+
+
+def resolve_account(conn: Connection, principal: Principal, account_id: uuid.UUID) -> Account:
+    """The account, if the key reaches it; :class:`NotFound` otherwise, with the same words either way."""
+    organization_id, path_prefix = within(principal)
+    account = repository.get_account(conn, organization_id, account_id, path_prefix)
+    if account is None:
+        raise NotFound(f"No account with id {account_id} was found.")
+    return account

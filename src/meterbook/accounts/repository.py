@@ -1,0 +1,203 @@
+"""Every SQL statement of the accounts domain, and no rule: callers pass what to filter on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from meterbook.accounts.models import Account, ApiKey, Organization, Project
+from meterbook.db.tables import accounts, api_keys, organizations, projects
+
+__all__ = [
+    "find_key",
+    "find_organization_named",
+    "get_account",
+    "get_key",
+    "get_organization",
+    "get_project",
+    "insert_account",
+    "insert_key",
+    "insert_organization",
+    "insert_project",
+    "list_accounts",
+    "list_keys",
+    "list_projects",
+    "lock_account",
+    "revoke_key",
+    "update_account",
+]
+
+
+# --- organizations ---------------------------------------------------------------------------------
+
+
+def insert_organization(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(organizations).values(**values))
+
+
+def get_organization(conn: Connection, organization_id: uuid.UUID) -> Organization | None:
+    row = conn.execute(select(organizations).where(organizations.c.id == organization_id)).first()
+    return None if row is None else Organization(**row._mapping)
+
+
+# --- accounts --------------------------------------------------------------------------------------
+
+# The masked form of an account's oldest live key: what the Faraday dialect calls the account's api_key.
+_account_key = (
+    select(api_keys.c.masked)
+    .where(api_keys.c.account_id == accounts.c.id, api_keys.c.revoked_at.is_(None))
+    .order_by(api_keys.c.created_at, api_keys.c.id)
+    .limit(1)
+    .correlate(accounts)
+    .scalar_subquery()
+    .label("api_key")
+)
+
+
+def _within(organization_id: uuid.UUID, path_prefix: str | None) -> ColumnElement[bool]:
+    condition = accounts.c.organization_id == organization_id
+    if path_prefix is not None:
+        # Paths are hex ids joined by "/", so a prefix match is exact; LIKE wildcards cannot occur.
+        condition = and_(condition, accounts.c.path.startswith(path_prefix, autoescape=True))
+    return condition
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(**row._mapping)
+
+
+def insert_account(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(accounts).values(**values))
+
+
+def get_account(
+    conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, path_prefix: str | None
+) -> Account | None:
+    statement = select(accounts, _account_key).where(accounts.c.id == account_id, _within(organization_id, path_prefix))
+    row = conn.execute(statement).first()
+    return None if row is None else _account(row)
+
+
+def lock_account(conn: Connection, account_id: uuid.UUID) -> None:
+    """Hold the account's row until the transaction ends (PostgreSQL); SQLite has one writer anyway."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
+
+
+def list_accounts(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    path_prefix: str | None,
+    ids: Sequence[uuid.UUID] | None = None,
+) -> list[Account]:
+    statement = select(accounts, _account_key).where(_within(organization_id, path_prefix))
+    if ids is not None:
+        statement = statement.where(accounts.c.id.in_(ids))
+    statement = statement.order_by(accounts.c.created_at, accounts.c.id)
+    return [_account(row) for row in conn.execute(statement)]
+
+
+def update_account(conn: Connection, account_id: uuid.UUID, values: Mapping[str, Any]) -> None:
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+
+# --- projects --------------------------------------------------------------------------------------
+
+
+def insert_project(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(projects).values(**values))
+
+
+def get_project(conn: Connection, project_id: uuid.UUID) -> Project | None:
+    row = conn.execute(select(projects).where(projects.c.id == project_id)).first()
+    return None if row is None else Project(**row._mapping)
+
+
+def list_projects(conn: Connection, organization_id: uuid.UUID, path_prefix: str | None) -> list[Project]:
+    statement = select(projects).where(projects.c.organization_id == organization_id)
+    if path_prefix is not None:
+        # An account key sees the projects billed to an account it reaches.
+        reachable = select(accounts.c.id).where(_within(organization_id, path_prefix))
+        statement = statement.where(projects.c.billing_account_id.in_(reachable))
+    statement = statement.order_by(projects.c.created_at, projects.c.id)
+    return [Project(**row._mapping) for row in conn.execute(statement)]
+
+
+# --- API keys --------------------------------------------------------------------------------------
+
+_key_columns = (
+    api_keys.c.id,
+    api_keys.c.organization_id,
+    api_keys.c.account_id,
+    api_keys.c.name,
+    api_keys.c.masked,
+    api_keys.c.scopes,
+    api_keys.c.created_at,
+    api_keys.c.expires_at,
+    api_keys.c.revoked_at,
+)
+
+
+def _key(row: Row[Any]) -> ApiKey:
+    values = dict(row._mapping)
+    values["scopes"] = frozenset(values["scopes"].split())
+    return ApiKey(**values)
+
+
+def insert_key(conn: Connection, values: Mapping[str, Any]) -> None:
+    stored = dict(values)
+    stored["scopes"] = " ".join(sorted(stored["scopes"]))
+    conn.execute(insert(api_keys).values(**stored))
+
+
+def find_key(conn: Connection, key_id: uuid.UUID) -> tuple[ApiKey, str, str | None] | None:
+    """The key, its secret's hash and its account's path, for authentication."""
+    statement = (
+        select(*_key_columns, api_keys.c.secret_hash, accounts.c.path)
+        .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
+        .where(api_keys.c.id == key_id)
+    )
+    row = conn.execute(statement).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    secret_hash, path = values.pop("secret_hash"), values.pop("path")
+    values["scopes"] = frozenset(values["scopes"].split())
+    return ApiKey(**values), secret_hash, path
+
+
+def get_key(conn: Connection, organization_id: uuid.UUID, key_id: uuid.UUID, path_prefix: str | None) -> ApiKey | None:
+    statement = select(*_key_columns).where(api_keys.c.id == key_id, api_keys.c.organization_id == organization_id)
+    statement = _keys_within(statement, organization_id, path_prefix)
+    row = conn.execute(statement).first()
+    return None if row is None else _key(row)
+
+
+def _keys_within(statement: Any, organization_id: uuid.UUID, path_prefix: str | None) -> Any:
+    if path_prefix is None:
+        return statement
+    reachable = select(accounts.c.id).where(_within(organization_id, path_prefix))
+    return statement.where(api_keys.c.account_id.in_(reachable))
+
+
+def list_keys(conn: Connection, organization_id: uuid.UUID, path_prefix: str | None) -> list[ApiKey]:
+    statement = select(*_key_columns).where(api_keys.c.organization_id == organization_id)
+    statement = _keys_within(statement, organization_id, path_prefix).order_by(api_keys.c.created_at, api_keys.c.id)
+    return [_key(row) for row in conn.execute(statement)]
+
+
+def revoke_key(conn: Connection, key_id: uuid.UUID, revoked_at: datetime) -> None:
+    conn.execute(
+        update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=revoked_at)
+    )
+
+
+def find_organization_named(conn: Connection, name: str) -> Organization | None:
+    statement = select(organizations).where(organizations.c.name == name).order_by(organizations.c.created_at).limit(1)
+    row = conn.execute(statement).first()
+    return None if row is None else Organization(**row._mapping)

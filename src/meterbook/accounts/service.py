@@ -1,0 +1,396 @@
+"""The rules of organizations, accounts, projects and keys. Services never commit: the caller owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from meterbook.accounts import keys, repository
+from meterbook.accounts.models import (
+    ALL_SCOPES,
+    PLATFORM_SCOPE,
+    Account,
+    ApiKey,
+    CreatedKey,
+    Organization,
+    Principal,
+    Project,
+)
+from meterbook.accounts.reach import require_organization, resolve_account, within
+from meterbook.accounts.schemas import (
+    AccountCreate,
+    AccountSettings,
+    KeyCreate,
+    OrganizationCreate,
+    ProjectCreate,
+)
+from meterbook.errors import (
+    Conflict,
+    ExpiredApiKey,
+    FieldError,
+    Forbidden,
+    InvalidAuthorization,
+    MalformedApiKey,
+    NotFound,
+    ValidationFailed,
+    field_errors_from_pydantic,
+)
+from meterbook.kit.ids import new_id
+from meterbook.kit.merge_patch import merge_patch
+from meterbook.kit.time import utcnow
+
+__all__ = [
+    "archive_account",
+    "authenticate",
+    "authenticate_basic",
+    "create_account",
+    "create_key",
+    "create_organization",
+    "create_organization_key",
+    "create_platform_key",
+    "create_project",
+    "current_account",
+    "get_account",
+    "list_accounts",
+    "list_keys",
+    "list_projects",
+    "organization_named",
+    "revoke_key",
+    "update_account",
+]
+
+#: Subaccounts nest at most this deep (a path of 16 ids fits the path column with room to spare).
+MAX_DEPTH = 16
+_UNKNOWN_KEY = "The API key is not valid: it is unknown or has been revoked."
+
+
+# --- authentication --------------------------------------------------------------------------------
+
+
+def authenticate(conn: Connection, token: str) -> Principal:
+    """The principal a bearer token stands for."""
+    parsed = keys.parse_key(token)
+    if parsed is None:
+        raise MalformedApiKey()
+    return _verify(conn, parsed.key_id, parsed.secret)
+
+
+def authenticate_basic(conn: Connection, key_id_text: str, secret: str) -> Principal:
+    """The principal for HTTP Basic credentials: the key's id as user name, its secret as password."""
+    key_id = keys.parse_key_id(key_id_text)
+    if key_id is None:
+        raise MalformedApiKey("The user name is not an API key id.")
+    return _verify(conn, key_id, secret)
+
+
+def _verify(conn: Connection, key_id: uuid.UUID, secret: str) -> Principal:
+    found = repository.find_key(conn, key_id)
+    if found is None:
+        # Hash anyway, so that an unknown id costs the same time as a wrong secret.
+        keys.secret_matches(secret, "0" * 64)
+        raise InvalidAuthorization(_UNKNOWN_KEY)
+    key, secret_hash, account_path = found
+    if not keys.secret_matches(secret, secret_hash) or key.revoked_at is not None:
+        raise InvalidAuthorization(_UNKNOWN_KEY)
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        raise ExpiredApiKey()
+    return Principal(
+        key_id=key.id,
+        organization_id=key.organization_id,
+        account_id=key.account_id,
+        account_path=account_path,
+        scopes=key.scopes,
+    )
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+def _insert_key(
+    conn: Connection,
+    *,
+    organization_id: uuid.UUID | None,
+    account_id: uuid.UUID | None,
+    scopes: frozenset[str],
+    name: str | None,
+    expires_at: datetime | None = None,
+) -> CreatedKey:
+    key_id, secret = new_id(), keys.new_secret()
+    token = keys.token_for(key_id, secret)
+    values: dict[str, Any] = {
+        "id": key_id,
+        "organization_id": organization_id,
+        "account_id": account_id,
+        "name": name,
+        "secret_hash": keys.hash_secret(secret),
+        "masked": keys.mask(token),
+        "scopes": scopes,
+        "created_at": utcnow(),
+        "expires_at": expires_at,
+        "revoked_at": None,
+    }
+    repository.insert_key(conn, values)
+    values.pop("secret_hash")
+    return CreatedKey(key=ApiKey(**values), token=token)
+
+
+def create_platform_key(conn: Connection, name: str | None = None) -> CreatedKey:
+    return _insert_key(
+        conn,
+        organization_id=None,
+        account_id=None,
+        scopes=frozenset({PLATFORM_SCOPE}),
+        name=name or "platform",
+    )
+
+
+def create_organization_key(conn: Connection, organization_id: uuid.UUID, name: str | None = None) -> CreatedKey:
+    """A new key with every scope for an existing organization: for operator tools with database access (the CLI)."""
+    if repository.get_organization(conn, organization_id) is None:
+        raise NotFound(f"No organization with id {organization_id} was found.")
+    return _insert_key(conn, organization_id=organization_id, account_id=None, scopes=frozenset({"*"}), name=name)
+
+
+def _granted_scopes(principal: Principal, requested: Sequence[str] | None) -> frozenset[str]:
+    if requested is None:
+        return principal.scopes
+    errors = [
+        FieldError(f"body.scopes.{index}", f"{scope!r} is not a scope", "enum")
+        for index, scope in enumerate(requested)
+        if scope != "*" and scope not in ALL_SCOPES
+    ]
+    if not requested:
+        errors.append(FieldError("body.scopes", "must name at least one scope", "too_short"))
+    if errors:
+        raise ValidationFailed(errors)
+    wanted = frozenset(requested)
+    if "*" not in principal.scopes:
+        beyond = sorted(wanted - principal.scopes)
+        if beyond:
+            raise Forbidden(f"A key cannot grant scopes it does not hold itself: {', '.join(beyond)}.")
+    return wanted
+
+
+def create_key(conn: Connection, principal: Principal, data: KeyCreate) -> CreatedKey:
+    organization_id = require_organization(principal)
+    account_id = data.account_id if data.account_id is not None else principal.account_id
+    if account_id is not None:
+        account_id = _reachable_reference(conn, principal, account_id, "body.account_id").id
+    if data.expires_at is not None and data.expires_at <= utcnow():
+        raise ValidationFailed.field("body.expires_at", "must be in the future", "minimum")
+    return _insert_key(
+        conn,
+        organization_id=organization_id,
+        account_id=account_id,
+        scopes=_granted_scopes(principal, data.scopes),
+        name=data.name,
+        expires_at=data.expires_at,
+    )
+
+
+def list_keys(conn: Connection, principal: Principal) -> list[ApiKey]:
+    return repository.list_keys(conn, *within(principal))
+
+
+def revoke_key(conn: Connection, principal: Principal, key_id: uuid.UUID) -> ApiKey:
+    organization_id, path_prefix = within(principal)
+    key = repository.get_key(conn, organization_id, key_id, path_prefix)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id} was found.")
+    if key.revoked_at is not None:
+        return key
+    now = utcnow()
+    repository.revoke_key(conn, key_id, now)
+    return replace(key, revoked_at=now)
+
+
+# --- organizations ---------------------------------------------------------------------------------
+
+
+def organization_named(conn: Connection, name: str) -> Organization | None:
+    """The oldest organization of that name (for tools such as the demo; names are not unique)."""
+    return repository.find_organization_named(conn, name)
+
+
+def create_organization(
+    conn: Connection, principal: Principal, data: OrganizationCreate
+) -> tuple[Organization, CreatedKey]:
+    if not principal.is_platform:
+        raise Forbidden("Only a platform key (made with `meterbook keys create --platform`) can create organizations.")
+    organization = Organization(id=new_id(), name=data.name, default_billing_account_id=None, created_at=utcnow())
+    repository.insert_organization(conn, vars(organization))
+    created = _insert_key(
+        conn,
+        organization_id=organization.id,
+        account_id=None,
+        scopes=frozenset({"*"}),
+        name="organization key",
+    )
+    return organization, created
+
+
+# --- accounts --------------------------------------------------------------------------------------
+
+
+def get_account(conn: Connection, principal: Principal, account_id: uuid.UUID) -> Account:
+    return resolve_account(conn, principal, account_id)
+
+
+def current_account(conn: Connection, principal: Principal) -> Account:
+    require_organization(principal)
+    if principal.account_id is None:
+        raise NotFound("An organization key has no current account: use an account key, or GET /v1/accounts.")
+    return resolve_account(conn, principal, principal.account_id)
+
+
+def list_accounts(conn: Connection, principal: Principal, ids: Sequence[uuid.UUID] | None = None) -> list[Account]:
+    """Every account the key reaches, oldest first; ``ids`` narrows the list (ids out of reach are left out)."""
+    return repository.list_accounts(conn, *within(principal), ids=ids)
+
+
+def _reachable_reference(conn: Connection, principal: Principal, account_id: uuid.UUID, path: str) -> Account:
+    """An account named inside a request body: out of reach is a wrong field, worded as for an unknown id."""
+    try:
+        return resolve_account(conn, principal, account_id)
+    except NotFound:
+        raise ValidationFailed.field(path, f"no account with id {account_id} was found", "not_found") from None
+
+
+def _stored_settings(settings: AccountSettings, created_at: datetime) -> dict[str, Any]:
+    return {
+        "name": settings.name,
+        "email": settings.email,
+        "currency": settings.currency,
+        "status": settings.status,
+        # An error message belongs to the error status only; any other status clears it.
+        "status_error": settings.status_error if settings.status == "error" else None,
+        "suppress_from_reports": settings.branding.suppress_from_reports,
+        "monthly_cost": settings.commitment.monthly_cost,
+        "renewal_date": settings.commitment.renewal_date,
+        "contract_started_at": settings.contract_started_at or created_at,
+        "net_terms_days": settings.net_terms_days,
+        "credit_min": settings.credit_min,
+        "stripe_customer_id": settings.stripe_customer_id,
+    }
+
+
+def create_account(conn: Connection, principal: Principal, data: AccountCreate) -> Account:
+    """A new account (a subaccount when it has a parent) with its first account key, shown whole once."""
+    organization_id = require_organization(principal)
+    parent_id = data.parent_account_id if data.parent_account_id is not None else principal.account_id
+    parent_path = ""
+    if parent_id is not None:
+        parent = _reachable_reference(conn, principal, parent_id, "body.parent_account_id")
+        if parent.archived_at is not None:
+            raise ValidationFailed.field("body.parent_account_id", "the parent account is archived", "archived")
+        if parent.path.count("/") >= MAX_DEPTH:
+            raise ValidationFailed.field(
+                "body.parent_account_id", f"subaccounts nest at most {MAX_DEPTH} levels deep", "too_deep"
+            )
+        parent_id, parent_path = parent.id, parent.path
+    now, account_id = utcnow(), new_id()
+    values = {
+        "id": account_id,
+        "organization_id": organization_id,
+        "parent_account_id": parent_id,
+        "path": f"{parent_path}{account_id.hex}/",
+        **_stored_settings(data, now),
+        "status_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "archived_at": None,
+        "last_read_input_at": None,
+        "last_updated_config_at": now,
+        "last_updated_output_at": None,
+    }
+    repository.insert_account(conn, values)
+    created = _insert_key(
+        conn,
+        organization_id=organization_id,
+        account_id=account_id,
+        scopes=frozenset({"*"}),
+        name="account key",
+    )
+    return Account(**values, api_key=created.token)
+
+
+def _settings_document(account: Account) -> dict[str, Any]:
+    """The account's settings as the JSON document a merge patch applies to."""
+    document: dict[str, Any] = {
+        "name": account.name,
+        "email": account.email,
+        "currency": account.currency,
+        "status": account.status,
+        "status_error": account.status_error,
+        "branding": {"suppress_from_reports": account.suppress_from_reports},
+        "commitment": {"monthly_cost": account.monthly_cost, "renewal_date": account.renewal_date},
+        "contract_started_at": account.contract_started_at,
+        "net_terms_days": account.net_terms_days,
+        "credit_min": account.credit_min,
+        "stripe_customer_id": account.stripe_customer_id,
+    }
+    stored: dict[str, Any] = merge_patch({}, document)  # drops the nulls, as the patch would
+    return stored
+
+
+def update_account(conn: Connection, principal: Principal, account_id: uuid.UUID, patch: Mapping[str, Any]) -> Account:
+    """Apply a JSON merge patch (RFC 7396) to the account's settings; the result must be valid as a whole."""
+    account = resolve_account(conn, principal, account_id)
+    if account.archived_at is not None:
+        raise Conflict(f"Account {account_id} is archived; archived accounts no longer change.")
+    patch = dict(patch)
+    if "parent_account_id" in patch and str(patch.pop("parent_account_id")) != str(account.parent_account_id):
+        raise ValidationFailed.field(
+            "body.parent_account_id", "cannot be changed after the account is created", "read_only"
+        )
+    document = merge_patch(_settings_document(account), patch)
+    try:
+        settings = AccountSettings.model_validate(document)
+    except ValidationError as error:
+        raise ValidationFailed(field_errors_from_pydantic(error.errors(), prefix=["body"])) from None
+    now = utcnow()
+    values = _stored_settings(settings, account.created_at)
+    if values["status"] != account.status:
+        values["status_changed_at"] = now
+    values["updated_at"] = values["last_updated_config_at"] = now
+    repository.update_account(conn, account.id, values)
+    return replace(account, **values)
+
+
+def archive_account(conn: Connection, principal: Principal, account_id: uuid.UUID) -> Account:
+    """Archive the account: it stays readable and billable history stays, but it no longer changes."""
+    account = resolve_account(conn, principal, account_id)
+    if account.archived_at is not None:
+        return account
+    now = utcnow()
+    repository.update_account(conn, account.id, {"archived_at": now, "updated_at": now})
+    return replace(account, archived_at=now, updated_at=now)
+
+
+# --- projects --------------------------------------------------------------------------------------
+
+
+def create_project(conn: Connection, principal: Principal, data: ProjectCreate) -> Project:
+    organization_id = require_organization(principal)
+    billing_account_id = data.billing_account_id if data.billing_account_id is not None else principal.account_id
+    if billing_account_id is not None:
+        billing_account_id = _reachable_reference(conn, principal, billing_account_id, "body.billing_account_id").id
+    project = Project(
+        id=new_id(),
+        organization_id=organization_id,
+        name=data.name,
+        billing_account_id=billing_account_id,
+        created_at=utcnow(),
+    )
+    repository.insert_project(conn, vars(project))
+    return project
+
+
+def list_projects(conn: Connection, principal: Principal) -> list[Project]:
+    return repository.list_projects(conn, *within(principal))

@@ -1,0 +1,90 @@
+"""Turning every failure into the reply of the dialect whose path was called.
+
+Each dialect supplies a renderer for :class:`~meterbook.errors.MeterbookError`; FastAPI's own
+failures (an unreadable body, a wrong parameter, an unknown route) are first translated into the
+domain tree, so a dialect renders one kind of thing. An unexpected exception is logged with an id
+and answered without any detail of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from meterbook.errors import BadRequest, FieldError, InvalidInput, MeterbookError, NotFound, ValidationFailed
+
+__all__ = ["ErrorRenderer", "install_error_handlers", "renderer_for"]
+
+log = logging.getLogger("meterbook.api")
+
+#: Renders one failure: the error (``None`` for an unexpected one), its HTTP status and a fresh error id.
+ErrorRenderer = Callable[[MeterbookError | None, int, uuid.UUID], Response]
+
+
+class MethodNotAllowed(InvalidInput):
+    status = 405
+
+
+def renderer_for(path: str, renderers: Sequence[tuple[str, ErrorRenderer]], default: ErrorRenderer) -> ErrorRenderer:
+    for prefix, renderer in renderers:
+        if path == prefix or path.startswith(prefix + "/"):
+            return renderer
+    return default
+
+
+def from_validation_errors(errors: Sequence[Any]) -> InvalidInput:
+    """FastAPI's request validation errors, in the domain's words."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            detail = error.get("ctx", {}).get("error", "")
+            return BadRequest(f"The request body is not valid JSON: {detail}.")
+    field_errors = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        message = str(error.get("msg", "is invalid"))
+        if error.get("type") == "missing" and location == ["body"]:
+            message = "a JSON body is required"
+        elif error.get("type") in {"model_attributes_type", "dict_type"} and location == ["body"]:
+            message = "the body must be a JSON object sent as application/json"
+        field_errors.append(FieldError(".".join(location) or "body", message, str(error.get("type", "invalid"))))
+    return ValidationFailed(field_errors)
+
+
+def install_error_handlers(
+    app: FastAPI, renderers: Sequence[tuple[str, ErrorRenderer]], default: ErrorRenderer
+) -> None:
+    def render(request: Request, error: MeterbookError | None, status: int) -> Response:
+        error_id = uuid.uuid4()
+        if error is None:
+            log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=True)
+        return renderer_for(request.url.path, renderers, default)(error, status, error_id)
+
+    @app.exception_handler(MeterbookError)
+    async def _domain(request: Request, error: MeterbookError) -> Response:
+        return render(request, error, error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> Response:
+        translated = from_validation_errors(error.errors())
+        return render(request, translated, translated.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        translated: MeterbookError
+        if error.status_code == 404:
+            translated = NotFound(f"No route for {request.method} {request.url.path}.")
+        elif error.status_code == 405:
+            translated = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+        else:
+            translated = BadRequest(str(error.detail))
+        return render(request, translated, error.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, _error: Exception) -> Response:
+        return render(request, None, 500)

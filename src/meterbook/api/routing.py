@@ -1,0 +1,76 @@
+"""What every dialect's routes share: exact JSON in both directions, and the transaction boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, WithJsonSchema
+from sqlalchemy import Connection
+from starlette.responses import JSONResponse
+
+from meterbook.db import Database
+from meterbook.kit import jsontext
+
+__all__ = ["DialectRoute", "ExactJSONResponse", "JsonNumber", "database", "reading", "respond", "writing"]
+
+#: A Decimal that goes out as a JSON number with its exact text (and is documented as a number).
+JsonNumber = Annotated[Decimal, WithJsonSchema({"type": "number"})]
+
+
+class ExactJSONResponse(JSONResponse):
+    """JSON whose numbers are exact decimals, never floats."""
+
+    def render(self, content: Any) -> bytes:
+        return jsontext.dumps(content)
+
+
+def respond(body: BaseModel | list[BaseModel] | dict[str, Any], status_code: int = 200) -> ExactJSONResponse:
+    if isinstance(body, BaseModel):
+        content: Any = body.model_dump(mode="python")
+    elif isinstance(body, list):
+        content = [item.model_dump(mode="python") for item in body]
+    else:
+        content = body
+    return ExactJSONResponse(content, status_code=status_code)
+
+
+class _ExactJSONRequest(Request):
+    """Parses JSON bodies with exact decimals and refuses NaN, Infinity and duplicate keys."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = jsontext.loads(await self.body())
+        return self._json
+
+
+class DialectRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact_json_handler(request: Request) -> Response:
+            return await handler(_ExactJSONRequest(request.scope, request.receive))
+
+        return exact_json_handler
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.database
+    return db
+
+
+@contextmanager
+def writing(request: Request) -> Iterator[Connection]:
+    """The request's one write transaction: committed before the reply is rendered, or rolled back whole."""
+    with database(request).write() as conn:
+        yield conn
+
+
+@contextmanager
+def reading(request: Request) -> Iterator[Connection]:
+    with database(request).read() as conn:
+        yield conn

@@ -1,0 +1,80 @@
+"""The application factory: one core, the dialects mounted over it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from meterbook import __version__
+from meterbook.api import faraday, native, system
+from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
+from meterbook.api.limits import BodySizeLimit
+from meterbook.config import Settings
+from meterbook.db import Database
+from meterbook.db.migrate import migrate
+
+__all__ = ["app_from_env", "create_app"]
+
+#: Which error shape answers a path: the first prefix that matches; Faraday's for everything else.
+ERROR_DIALECTS: list[tuple[str, ErrorRenderer]] = []
+DEFAULT_ERRORS: ErrorRenderer = faraday.render_error
+
+DESCRIPTION = """\
+Usage metering and billing. Authenticate with `Authorization: Bearer <key>`.
+
+Dialects: Faraday (`/v1/accounts…`), the native management API (`/v1/…`), and more to come: Cloudflare
+(`/client/v4/…`), Talkdesk (`/express/…`) and Frontier (`/v1beta1/…`). Errors come in each dialect's own shape.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = database or Database(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.pool_size
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            migrate(database)
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="meterbook",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.database = database
+    app.state.settings = settings
+    install_error_handlers(app, ERROR_DIALECTS, DEFAULT_ERRORS)
+    for router in (system.router, faraday.router, native.router):
+        app.include_router(router)
+    system.install_docs(app)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        render=lambda path, error, status, error_id: renderer_for(path, ERROR_DIALECTS, DEFAULT_ERRORS)(
+            error, status, error_id
+        ),
+    )
+    logging.getLogger("meterbook").setLevel(settings.log_level.upper())
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn's workers call (``meterbook serve`` points them here)."""
+    return create_app()

@@ -1,0 +1,50 @@
+"""Configuration: environment variables prefixed ``METERBOOK_``, each with a default that works on a fresh machine."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="METERBOOK_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///meterbook.db",
+        description="SQLAlchemy URL. The default is a SQLite file in the working directory; "
+        "use postgresql+psycopg://user:password@host/dbname for PostgreSQL.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `meterbook serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `meterbook serve` listens on.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients use to reach meterbook (printed by `demo`); default http://HOST:PORT.",
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="SQLite synchronous pragma. FULL makes every acknowledged write survive power loss; "
+        "NORMAL survives a killed process but may lose the last commits on power loss.",
+    )
+    pool_size: int = Field(default=10, ge=1, description="Database connections kept per process (PostgreSQL).")
+    log_level: str = Field(default="info")
+    migrate_on_start: bool = Field(default=True, description="Bring the schema up to date when the server starts.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, url: str) -> str:
+        if not (url.startswith("sqlite") or url.startswith("postgresql")):
+            raise ValueError("METERBOOK_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
