@@ -18,8 +18,8 @@ from dataclasses import dataclass
 __all__ = ["ParsedKey", "hash_secret", "mask", "new_secret", "parse_key", "secret_matches", "token_for"]
 
 PREFIX = "mbk_"
-_KEY_PATTERN = re.compile(r"^mbk_([0-9a-f]{32})_([0-9a-f]{48})$")
-_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_KEY_PATTERN = re.compile(r"mbk_([0-9a-f]{32})_([0-9a-f]{48})")
+_ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def token_for(key_id: uuid.UUID, secret: str) -> str:
 
 def parse_key(token: str) -> ParsedKey | None:
     """The parts of a token, or ``None`` when it is not of meterbook's key shape."""
-    match = _KEY_PATTERN.match(token)
+    match = _KEY_PATTERN.fullmatch(token)
     if match is None:
         return None
     return ParsedKey(uuid.UUID(hex=match.group(1)), match.group(2))
@@ -46,7 +46,7 @@ def parse_key(token: str) -> ParsedKey | None:
 
 def parse_key_id(text: str) -> uuid.UUID | None:
     """A key id as given in HTTP Basic's user name: with or without hyphens."""
-    if not _ID_PATTERN.match(text):
+    if not _ID_PATTERN.fullmatch(text):
         return None
     return uuid.UUID(text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -41,6 +42,13 @@ def _email(address: str) -> str:
     return address
 
 
+def _utc(moment: datetime) -> datetime:
+    try:
+        return as_utc(moment)
+    except OverflowError:
+        raise ValueError("is outside the range of UTC timestamps (years 1 to 9999)") from None
+
+
 def _money_digits(amount: Decimal) -> Decimal:
     if amount.as_tuple().exponent < -MONEY_SCALE:  # type: ignore[operator]
         raise ValueError(f"has more than {MONEY_SCALE} decimal places")
@@ -48,7 +56,7 @@ def _money_digits(amount: Decimal) -> Decimal:
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Utc = Annotated[AwareDatetime, AfterValidator(as_utc)]
+Utc = Annotated[AwareDatetime, AfterValidator(_utc)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
 Money = Annotated[Decimal, Field(ge=0, le=MAX_MONTHLY_COST, allow_inf_nan=False), AfterValidator(_money_digits)]
 

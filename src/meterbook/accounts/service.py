@@ -317,7 +317,14 @@ def create_account(conn: Connection, principal: Principal, data: AccountCreate) 
         scopes=frozenset({"*"}),
         name="account key",
     )
-    return Account(**values, api_key=created.token)
+    # Read back, so the reply shows what was stored (0.30 is stored, and shown, as 0.3).
+    return replace(_stored(conn, organization_id, account_id), api_key=created.token)
+
+
+def _stored(conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID) -> Account:
+    account = repository.get_account(conn, organization_id, account_id, None)
+    assert account is not None, "an account written in this transaction is readable in it"
+    return account
 
 
 def _settings_document(account: Account) -> dict[str, Any]:
@@ -360,7 +367,7 @@ def update_account(conn: Connection, principal: Principal, account_id: uuid.UUID
         values["status_changed_at"] = now
     values["updated_at"] = values["last_updated_config_at"] = now
     repository.update_account(conn, account.id, values)
-    return replace(account, **values)
+    return _stored(conn, account.organization_id, account.id)
 
 
 def archive_account(conn: Connection, principal: Principal, account_id: uuid.UUID) -> Account:

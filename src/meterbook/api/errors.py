@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from meterbook.errors import BadRequest, FieldError, InvalidInput, MeterbookError, NotFound, ValidationFailed
 
@@ -56,6 +57,23 @@ def from_validation_errors(errors: Sequence[Any]) -> InvalidInput:
     return ValidationFailed(field_errors)
 
 
+def _flattened(routes: Iterable[Any]) -> Iterator[Any]:
+    # FastAPI keeps an included router's routes behind a wrapper that holds the router itself.
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _flattened(included.routes) if included is not None else (route,)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in _flattened(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_error_handlers(
     app: FastAPI, renderers: Sequence[tuple[str, ErrorRenderer]], default: ErrorRenderer
 ) -> None:
@@ -83,7 +101,11 @@ def install_error_handlers(
             translated = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
         else:
             translated = BadRequest(str(error.detail))
-        return render(request, translated, error.status_code)
+        response = render(request, translated, error.status_code)
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _error: Exception) -> Response:

@@ -1,4 +1,4 @@
-"""The request body size limit, enforced before any handler reads the body."""
+"""The request body size limit, enforced before any handler sees the body."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ __all__ = ["BodySizeLimit"]
 
 
 class BodySizeLimit:
-    """Refuses a body over ``max_bytes`` with 413: at once when Content-Length says so, else as it streams in."""
+    """Refuses a body over ``max_bytes`` with 413 in the dialect's shape.
+
+    A declared Content-Length is checked at once. A body without one (chunked) is read here, up to
+    the limit, and handed on whole: an error raised while the framework reads the body would be
+    reported as an unreadable body, not as one that is too large.
+    """
 
     def __init__(
         self,
@@ -26,34 +31,53 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
         self.render = render
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"The request body is larger than the limit of {self.max_bytes} bytes.")
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        error: MeterbookError | None = None
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                error = BadRequest("The Content-Length header is not a number.")
+                await self._refuse(scope, receive, send, BadRequest("The Content-Length header is not a number."))
             elif int(declared) > self.max_bytes:
-                error = self._too_large()
-        if error is not None:
-            response = self.render(scope["path"], error, error.status, uuid.uuid4())
-            await response(scope, receive, send)
+                await self._refuse(scope, receive, send, self._too_large())
+            else:
+                await self.app(scope, receive, send)
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b""):
+            await self.app(scope, receive, send)
             return
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self._too_large()
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, self._too_large())
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than the limit of {self.max_bytes} bytes.")
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, error: MeterbookError) -> None:
+        response = self.render(scope["path"], error, error.status, uuid.uuid4())
+        await response(scope, receive, send)

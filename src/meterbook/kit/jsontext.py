@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,27 @@ from meterbook.kit.time import format_rfc3339
 __all__ = ["JSONDecodeError", "dumps", "loads"]
 
 JSONDecodeError = json.JSONDecodeError
+
+
+# A \u0000 escape that is not itself escaped (an odd run of backslashes before "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class _PlainDecimal(Decimal):
+    """Writes itself without an exponent: ``0.000000001``, never ``1E-9``; ``100``, never ``1E+2``."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+
+def _plain_numbers(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _PlainDecimal(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_numbers(item) for item in value]
+    return value
 
 
 def _refuse_constant(name: str) -> Any:
@@ -45,6 +67,9 @@ def loads(text: bytes | str) -> Any:
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
+        if "\\u0000" in text and _NUL_ESCAPE.search(text):
+            # PostgreSQL cannot store NUL in text; refusing it here keeps both databases alike.
+            raise JSONDecodeError("NUL characters (\\u0000) are not accepted", text, text.index("\\u0000"))
         return simplejson.loads(
             text,
             parse_float=Decimal,
@@ -53,6 +78,8 @@ def loads(text: bytes | str) -> Any:
         )
     except simplejson.JSONDecodeError as error:
         raise JSONDecodeError(error.msg, error.doc, error.pos) from None
+    except JSONDecodeError:
+        raise
     except UnicodeDecodeError as error:
         raise JSONDecodeError(f"the body is not UTF-8 ({error.reason})", "", error.start) from None
     except RecursionError:
@@ -77,7 +104,7 @@ def _encode_other(value: Any) -> Any:
 
 def dumps(value: Any) -> bytes:
     return simplejson.dumps(
-        value,
+        _plain_numbers(value),
         use_decimal=True,
         default=_encode_other,
         ensure_ascii=False,
