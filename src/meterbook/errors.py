@@ -15,7 +15,8 @@ The HTTP status here is the default a dialect uses; a dialect may choose its own
     ├── Conflict                       409  the request contradicts what is stored (an id reused, an archived account)
     ├── InvalidInput                   400  the request itself is wrong
     │   ├── BadRequest                      the body could not be read (not JSON, wrong content type)
-    │   └── ValidationFailed                one or more fields are wrong; carries a :class:`FieldError` each
+    │   ├── ValidationFailed                one or more fields are wrong; carries a :class:`FieldError` each
+    │   └── InsufficientCredits             a debit would take a balance below the account's credit_min
     └── PayloadTooLarge                413  the body is over the configured limit
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "ExpiredApiKey",
     "FieldError",
     "Forbidden",
+    "InsufficientCredits",
     "InvalidAuthorization",
     "InvalidInput",
     "LimitExceeded",
@@ -119,6 +121,10 @@ class ValidationFailed(InvalidInput):
     @classmethod
     def field(cls, path: str, message: str, error_type: str = "invalid", suggestion: str = "") -> ValidationFailed:
         return cls([FieldError(path, message, error_type, suggestion)])
+
+
+class InsufficientCredits(InvalidInput):
+    pass
 
 
 class PayloadTooLarge(MeterbookError):

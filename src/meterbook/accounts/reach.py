@@ -8,6 +8,7 @@ a key's reach is answered exactly as if it did not exist.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import Connection
 
@@ -15,7 +16,7 @@ from meterbook.accounts import repository
 from meterbook.accounts.models import Account, Principal
 from meterbook.errors import Forbidden, NotFound
 
-__all__ = ["require_organization", "resolve_account", "within"]
+__all__ = ["require_organization", "resolve_account", "resolve_accounts", "within"]
 
 
 def require_organization(principal: Principal) -> uuid.UUID:
@@ -37,3 +38,15 @@ def resolve_account(conn: Connection, principal: Principal, account_id: uuid.UUI
     if account is None:
         raise NotFound(f"No account with id {account_id} was found.")
     return account
+
+
+def resolve_accounts(
+    conn: Connection, principal: Principal, account_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Account]:
+    """The accounts among ``account_ids`` that the key reaches, in one query; the caller decides what a gap means."""
+    organization_id, path_prefix = within(principal)
+    wanted = list(set(account_ids))
+    if not wanted:
+        return {}
+    found = repository.list_accounts(conn, organization_id, path_prefix, ids=wanted)
+    return {account.id: account for account in found}

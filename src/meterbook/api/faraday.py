@@ -30,8 +30,10 @@ from meterbook.errors import (
     NotFound,
     ValidationFailed,
 )
+from meterbook.features import service as features
+from meterbook.features.models import FeatureUsage
 
-__all__ = ["ERROR_RESPONSES", "AccountOut", "render_error", "router"]
+__all__ = ["ERROR_RESPONSES", "AccountOut", "FeatureUsageOut", "render_error", "router"]
 
 ErrorCode = Literal[
     "BAD_REQUEST",
@@ -190,6 +192,19 @@ class AccountOut(BaseModel):
         )
 
 
+class FeatureUsageOut(BaseModel):
+    """A feature as an account sees it (Faraday's `usages` item)."""
+
+    name: str = Field(description="A machine-friendly name of the feature, e.g. `cohort.max_count`.")
+    description: str
+    limit: int | None = Field(description="How many the account may use; null: unlimited.")
+    usage: int = Field(description="How many the account uses now (this month, for a feature that resets monthly).")
+
+    @classmethod
+    def of(cls, item: FeatureUsage) -> FeatureUsageOut:
+        return cls(**vars(item))
+
+
 router = APIRouter(prefix="/v1", tags=["faraday"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
 AccountId = Annotated[uuid.UUID, "The UUID of an account"]
@@ -256,3 +271,11 @@ def archive_account(request: Request, principal: Writer, account_id: AccountId) 
     with writing(request) as conn:
         account = accounts.archive_account(conn, principal, account_id)
     return respond(AccountOut.of(account), status_code=202)
+
+
+@router.get("/usages", response_model=list[FeatureUsageOut])
+def list_usages(request: Request, principal: Annotated[Principal, Depends(authorized("usage:read"))]) -> Response:
+    """The calling account's features with limit and usage; for an organization key, summed over its accounts."""
+    with reading(request) as conn:
+        found = features.usages(conn, principal)
+    return respond([FeatureUsageOut.of(item) for item in found])

@@ -22,7 +22,22 @@ from sqlalchemy import (
 
 from meterbook.db.types import FixedDecimal, UtcDateTime
 
-__all__ = ["accounts", "api_keys", "metadata", "organizations", "projects"]
+__all__ = [
+    "accounts",
+    "api_keys",
+    "credit_balances",
+    "credit_transactions",
+    "feature_limits",
+    "feature_usage",
+    "features",
+    "ledger_entries",
+    "metadata",
+    "organizations",
+    "product_prices",
+    "products",
+    "projects",
+    "usage_events",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -103,4 +118,142 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     Index(None, "organization_id", "created_at"),
     Index(None, "account_id"),
+)
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+products = Table(
+    "products",
+    metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("product_id", String(100), primary_key=True),
+    Column("aggr_product_id", String(100), nullable=True),
+    Column("description", String(255), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("unit", String(50), nullable=False),
+    Column("wallet_name", String(100), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+product_prices = Table(
+    "product_prices",
+    metadata,
+    Column("organization_id", Uuid, primary_key=True),
+    Column("product_id", String(100), primary_key=True),
+    # The price holds from this instant until the next row's.
+    Column("effective_from", UtcDateTime, primary_key=True),
+    Column("unit_price", FixedDecimal(), nullable=False),
+)
+
+# --- features --------------------------------------------------------------------------------------
+
+features = Table(
+    "features",
+    metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("description", String(1000), nullable=False),
+    # Null: unlimited.
+    Column("default_limit", BigInteger, nullable=True),
+    Column("reset", String(8), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+feature_limits = Table(
+    "feature_limits",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id"), primary_key=True),
+    Column("feature", String(200), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    # Null: unlimited for this account, whatever the default.
+    Column("limit", BigInteger, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+feature_usage = Table(
+    "feature_usage",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id"), primary_key=True),
+    Column("feature", String(200), primary_key=True),
+    # "" for a feature that never resets, "YYYY-MM" (UTC) for one that resets monthly.
+    Column("period", String(7), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("used", BigInteger, nullable=False),
+)
+
+# --- usage -----------------------------------------------------------------------------------------
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("organization_id", Uuid, primary_key=True),
+    # The client's id: the idempotency key, unique per organization for ever.
+    Column("id", String(255), primary_key=True),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("product_id", String(100), nullable=True),
+    Column("feature", String(200), nullable=True),
+    # Exact decimal text: metered quantities carry up to 9 decimals, credits and counts are integers.
+    Column("quantity", String(40), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("direction", String(16), nullable=True),
+    Column("resolution", String(100), nullable=True),
+    Column("user_id", String(255), nullable=True),
+    Column("source", String(100), nullable=True),
+    Column("description", String(1000), nullable=True),
+    Column("metadata", Text, nullable=True),
+    # A digest of what the client sent: a retry with the same id is a duplicate only if this matches.
+    Column("fingerprint", String(32), nullable=False),
+    Index(None, "account_id", "occurred_at"),
+)
+
+# --- ledger ----------------------------------------------------------------------------------------
+
+credit_transactions = Table(
+    "credit_transactions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    # grant | purchase | usage | revert
+    Column("kind", String(8), nullable=False),
+    # Always positive; the kind says which way it moves.
+    Column("amount", BigInteger, nullable=False),
+    # "grant:<client id>" or "usage:<event id>": what makes a retry land on the same transaction.
+    Column("idempotency_key", String(300), nullable=True),
+    Column("reverts_id", Uuid, ForeignKey("credit_transactions.id"), nullable=True),
+    Column("source", String(100), nullable=False),
+    Column("description", String(1000), nullable=True),
+    Column("user_id", String(255), nullable=True),
+    Column("metadata", Text, nullable=True),
+    Column("fingerprint", String(32), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "organization_id", "idempotency_key", unique=True),
+    Index(None, "account_id", "created_at"),
+    Index(None, "reverts_id"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("transaction_id", Uuid, ForeignKey("credit_transactions.id"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    # Exactly one of the two is set: the customer's account, or a system account such as "system:usage".
+    Column("account_id", Uuid, nullable=True),
+    Column("system_account", String(32), nullable=True),
+    # Signed: the entries of one transaction sum to zero.
+    Column("amount", BigInteger, nullable=False),
+)
+
+credit_balances = Table(
+    "credit_balances",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id"), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,242 @@
+"""The native management API for usage: events, credits, features and limits, and the product catalog.
+
+Errors are rendered in the Faraday shape, like the rest of ``/v1``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from meterbook.accounts.models import Principal
+from meterbook.api.auth import authorized
+from meterbook.api.faraday import ERROR_RESPONSES, FeatureUsageOut
+from meterbook.api.routing import DialectRoute, JsonNumber, reading, respond, writing
+from meterbook.catalog import service as catalog
+from meterbook.catalog.models import Product
+from meterbook.catalog.schemas import PRODUCT_ID, ProductPut
+from meterbook.features import service as features
+from meterbook.features.models import Feature
+from meterbook.features.schemas import FEATURE_NAME, FeaturePut, LimitPut
+from meterbook.kit.time import utcnow
+from meterbook.ledger import service as ledger
+from meterbook.ledger.models import Balance, Transaction
+from meterbook.ledger.schemas import CreditGrant
+from meterbook.usage import service as usage
+from meterbook.usage.schemas import MAX_BATCH, EventIn
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["native"], route_class=DialectRoute, responses=ERROR_RESPONSES)
+
+UsageWriter = Annotated[Principal, Depends(authorized("usage:write"))]
+UsageReader = Annotated[Principal, Depends(authorized("usage:read"))]
+BillingWriter = Annotated[Principal, Depends(authorized("billing:write"))]
+BillingReader = Annotated[Principal, Depends(authorized("billing:read"))]
+CatalogWriter = Annotated[Principal, Depends(authorized("catalog:write"))]
+AccountsWriter = Annotated[Principal, Depends(authorized("accounts:write"))]
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+class IngestOut(BaseModel):
+    accepted: int = Field(description="Events applied by this request.")
+    duplicates: int = Field(description="Events whose id was already applied with the same content: nothing changed.")
+
+
+@router.post("/events", response_model=IngestOut)
+def ingest_events(
+    request: Request,
+    principal: UsageWriter,
+    events: Annotated[list[EventIn], Body(min_length=1, max_length=MAX_BATCH)],
+) -> Response:
+    """Record up to 10,000 usage events, all or nothing, each id at most once for ever."""
+    with writing(request) as conn:
+        result = usage.ingest(conn, principal, events)
+    return respond(IngestOut(accepted=result.accepted, duplicates=result.duplicates))
+
+
+# --- credits ---------------------------------------------------------------------------------------
+
+
+class TransactionOut(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    kind: Literal["grant", "purchase", "usage", "revert"]
+    direction: Literal["credit", "debit"]
+    amount: int = Field(description="Whole credits, always positive; `direction` says which way they moved.")
+    source: str
+    description: str | None
+    user_id: str | None
+    metadata: dict[str, Any] | None
+    reverts_id: uuid.UUID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, transaction: Transaction) -> TransactionOut:
+        return cls(
+            id=transaction.id,
+            account_id=transaction.account_id,
+            kind=transaction.kind,
+            direction=transaction.direction,
+            amount=transaction.amount,
+            source=transaction.source,
+            description=transaction.description,
+            user_id=transaction.user_id,
+            metadata=transaction.metadata,
+            reverts_id=transaction.reverts_id,
+            created_at=transaction.created_at,
+        )
+
+
+class BalanceOut(BaseModel):
+    account_id: uuid.UUID
+    balance: int = Field(description="Credits granted and bought, less credits used.")
+    credit_min: int = Field(description="The balance never goes below this (negative: an overdraft).")
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, balance: Balance) -> BalanceOut:
+        return cls(**vars(balance))
+
+
+class TransactionsOut(BaseModel):
+    transactions: list[TransactionOut]
+
+
+@router.post("/accounts/{account_id}/credits", response_model=TransactionOut, status_code=201)
+def grant_credits(request: Request, principal: BillingWriter, account_id: uuid.UUID, body: CreditGrant) -> Response:
+    """Grant or sell credits to an account; the same `id` again is answered 200 with the first transaction."""
+    with writing(request) as conn:
+        transaction, created = ledger.grant(conn, principal, account_id, body)
+    return respond(TransactionOut.of(transaction), status_code=201 if created else 200)
+
+
+@router.get("/accounts/{account_id}/credits", response_model=BalanceOut)
+def get_balance(request: Request, principal: BillingReader, account_id: uuid.UUID) -> Response:
+    """The account's credit balance and its credit floor."""
+    with reading(request) as conn:
+        balance = ledger.balance(conn, principal, account_id)
+    return respond(BalanceOut.of(balance))
+
+
+@router.get("/accounts/{account_id}/credits/transactions", response_model=TransactionsOut)
+def list_transactions(request: Request, principal: BillingReader, account_id: uuid.UUID) -> Response:
+    """Every ledger transaction of the account, newest first."""
+    with reading(request) as conn:
+        found = ledger.transactions(conn, principal, account_id)
+    return respond(TransactionsOut(transactions=[TransactionOut.of(t) for t in found]))
+
+
+# --- features --------------------------------------------------------------------------------------
+
+
+class FeatureOut(BaseModel):
+    name: str
+    description: str
+    default_limit: int | None = Field(description="null: unlimited.")
+    reset: Literal["never", "monthly"]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, feature: Feature) -> FeatureOut:
+        return cls(**vars(feature))
+
+
+FeatureName = Annotated[str, Path(pattern=FEATURE_NAME, description="e.g. `cohort.max_count`")]
+
+
+@router.put("/features/{name}", response_model=FeatureOut)
+def put_feature(request: Request, principal: CatalogWriter, name: FeatureName, body: FeaturePut) -> Response:
+    """Create or change a feature (201 when created)."""
+    with writing(request) as conn:
+        feature, created = features.put_feature(conn, principal, name, body)
+    return respond(FeatureOut.of(feature), status_code=201 if created else 200)
+
+
+@router.get("/features", response_model=list[FeatureOut])
+def list_features(request: Request, principal: UsageReader) -> Response:
+    """Every feature of the organization."""
+    with reading(request) as conn:
+        found = features.list_features(conn, principal)
+    return respond([FeatureOut.of(feature) for feature in found])
+
+
+@router.put("/accounts/{account_id}/limits/{feature}", response_model=FeatureUsageOut)
+def put_limit(
+    request: Request,
+    principal: AccountsWriter,
+    account_id: uuid.UUID,
+    feature: Annotated[str, Path(pattern=FEATURE_NAME)],
+    body: LimitPut,
+) -> Response:
+    """Set one account's limit for a feature (null: unlimited); the reply shows the limit and current usage."""
+    with writing(request) as conn:
+        item = features.set_limit(conn, principal, account_id, feature, body.limit)
+    return respond(FeatureUsageOut.of(item))
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+class PriceOut(BaseModel):
+    effective_from: datetime
+    unit_price: JsonNumber
+
+
+class ProductOut(BaseModel):
+    product_id: str
+    aggr_product_id: str | None
+    description: str
+    type: str
+    unit: str
+    wallet_name: str | None
+    currency: str
+    unit_price: JsonNumber | None = Field(description="The price in force now (null if every price starts later).")
+    prices: list[PriceOut] = Field(description="Every dated price, oldest first.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, product: Product, now: datetime) -> ProductOut:
+        return cls(
+            product_id=product.product_id,
+            aggr_product_id=product.aggr_product_id,
+            description=product.description,
+            type=product.type,
+            unit=product.unit,
+            wallet_name=product.wallet_name,
+            currency=product.currency,
+            unit_price=product.price_at(now),
+            prices=[PriceOut(effective_from=p.effective_from, unit_price=p.unit_price) for p in product.prices],
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+        )
+
+
+@router.put("/products/{product_id}", response_model=ProductOut)
+def put_product(
+    request: Request,
+    principal: CatalogWriter,
+    product_id: Annotated[str, Path(pattern=PRODUCT_ID)],
+    body: ProductPut,
+) -> Response:
+    """Create or change a product (201 when created); a new price takes effect from `price_effective_from`."""
+    with writing(request) as conn:
+        product, created = catalog.put_product(conn, principal, product_id, body)
+    return respond(ProductOut.of(product, product.updated_at), status_code=201 if created else 200)
+
+
+@router.get("/products", response_model=list[ProductOut])
+def list_products(request: Request, principal: UsageReader) -> Response:
+    """Every product of the catalog, with its prices."""
+    with reading(request) as conn:
+        found = catalog.list_products(conn, principal)
+    now = utcnow()
+    return respond([ProductOut.of(product, now) for product in found])

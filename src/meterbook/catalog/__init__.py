@@ -1,0 +1,1 @@
+"""Products of the catalog and their dated prices."""

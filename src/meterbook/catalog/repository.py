@@ -1,0 +1,73 @@
+"""Every SQL statement of the catalog."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from meterbook.catalog.models import Price, Product
+from meterbook.db.tables import product_prices, products
+from meterbook.db.upsert import insert_for
+
+__all__ = ["existing_ids", "insert_product", "list_products", "put_price", "update_product"]
+
+
+def list_products(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str] | None = None) -> list[Product]:
+    statement = select(products).where(products.c.organization_id == organization_id)
+    price_statement = select(product_prices).where(product_prices.c.organization_id == organization_id)
+    if ids is not None:
+        wanted = list(ids)
+        statement = statement.where(products.c.product_id.in_(wanted))
+        price_statement = price_statement.where(product_prices.c.product_id.in_(wanted))
+    rows = conn.execute(statement.order_by(products.c.product_id)).all()
+    price_rows = conn.execute(
+        price_statement.order_by(product_prices.c.product_id, product_prices.c.effective_from)
+    ).all()
+    prices = {
+        product_id: tuple(Price(row.effective_from, row.unit_price) for row in group)
+        for product_id, group in groupby(price_rows, key=lambda row: row.product_id)
+    }
+    return [
+        Product(
+            **{k: v for k, v in row._mapping.items() if k != "organization_id"}, prices=prices.get(row.product_id, ())
+        )
+        for row in rows
+    ]
+
+
+def existing_ids(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> set[str]:
+    statement = select(products.c.product_id).where(
+        products.c.organization_id == organization_id, products.c.product_id.in_(list(ids))
+    )
+    return set(conn.execute(statement).scalars())
+
+
+def insert_product(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(products).values(**values))
+
+
+def update_product(conn: Connection, organization_id: uuid.UUID, product_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(
+        update(products)
+        .where(products.c.organization_id == organization_id, products.c.product_id == product_id)
+        .values(**values)
+    )
+
+
+def put_price(conn: Connection, organization_id: uuid.UUID, product_id: str, price: Price) -> None:
+    statement = insert_for(conn, product_prices).values(
+        organization_id=organization_id,
+        product_id=product_id,
+        effective_from=price.effective_from,
+        unit_price=price.unit_price,
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization_id", "product_id", "effective_from"],
+            set_={"unit_price": statement.excluded.unit_price},
+        )
+    )

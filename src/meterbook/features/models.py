@@ -1,0 +1,42 @@
+"""What the features domain stores and shows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["Feature", "FeatureUsage", "UsageDelta", "period_of"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    description: str
+    default_limit: int | None
+    reset: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FeatureUsage:
+    """A feature as one account (or a whole organization) sees it now: its limit and what is in use."""
+
+    name: str
+    description: str
+    limit: int | None
+    usage: int
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    account_id: uuid.UUID
+    feature: str
+    period: str
+    delta: int
+
+
+def period_of(reset: str, moment: datetime) -> str:
+    """The counter a use at ``moment`` goes to: one for ever, or one per UTC month."""
+    return moment.strftime("%Y-%m") if reset == "monthly" else ""

@@ -1,0 +1,126 @@
+"""The rules of features: limits, overrides, and usage that never passes a limit."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection
+
+from meterbook.accounts import repository as accounts_repository
+from meterbook.accounts.models import Principal
+from meterbook.accounts.reach import require_organization, resolve_account, within
+from meterbook.errors import InvalidInput, LimitExceeded, NotFound
+from meterbook.features import repository
+from meterbook.features.models import Feature, FeatureUsage, UsageDelta, period_of
+from meterbook.features.schemas import FeaturePut
+from meterbook.kit.time import utcnow
+
+__all__ = ["apply_usage", "features_by_name", "list_features", "put_feature", "set_limit", "usages"]
+
+
+def put_feature(conn: Connection, principal: Principal, name: str, data: FeaturePut) -> tuple[Feature, bool]:
+    organization_id = require_organization(principal)
+    now = utcnow()
+    existing = repository.get_features(conn, organization_id, [name])
+    repository.put_feature(
+        conn,
+        {
+            "organization_id": organization_id,
+            "name": name,
+            "description": data.description,
+            "default_limit": data.default_limit,
+            "reset": data.reset,
+            "created_at": existing[0].created_at if existing else now,
+            "updated_at": now,
+        },
+    )
+    return repository.get_features(conn, organization_id, [name])[0], not existing
+
+
+def list_features(conn: Connection, principal: Principal) -> list[Feature]:
+    return repository.get_features(conn, require_organization(principal))
+
+
+def features_by_name(conn: Connection, organization_id: uuid.UUID, names: Iterable[str]) -> dict[str, Feature]:
+    return {feature.name: feature for feature in repository.get_features(conn, organization_id, names)}
+
+
+def _feature(conn: Connection, organization_id: uuid.UUID, name: str) -> Feature:
+    found = repository.get_features(conn, organization_id, [name])
+    if not found:
+        raise NotFound(f"No feature named {name!r} was found.")
+    return found[0]
+
+
+def set_limit(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, name: str, limit: int | None
+) -> FeatureUsage:
+    """Override the feature's limit for one account (``None``: unlimited). A lower limit refuses new use, never old."""
+    account = resolve_account(conn, principal, account_id)
+    feature = _feature(conn, account.organization_id, name)
+    repository.put_limit(conn, account.organization_id, account.id, name, limit, utcnow())
+    return _account_usages(conn, account.id, [feature])[0]
+
+
+def _effective_limit(
+    feature: Feature, overrides: dict[tuple[uuid.UUID, str], int | None], account_id: uuid.UUID
+) -> int | None:
+    key = (account_id, feature.name)
+    return overrides.get(key, feature.default_limit)
+
+
+def apply_usage(conn: Connection, organization_id: uuid.UUID, deltas: Sequence[UsageDelta]) -> None:
+    """Count feature usage; if any counter would pass its limit (or go below zero), refuse the whole request."""
+    totals: dict[tuple[uuid.UUID, str, str], int] = defaultdict(int)
+    for change in deltas:
+        totals[(change.account_id, change.feature, change.period)] += change.delta
+    defined = features_by_name(conn, organization_id, {feature for _, feature, _ in totals})
+    overrides = repository.limits_for(conn, {account for account, _, _ in totals})
+    # A fixed order, so that concurrent requests lock counters in the same order (no deadlock on PostgreSQL).
+    for (account_id, name, period), delta in sorted(totals.items(), key=lambda item: (str(item[0][0]), *item[0][1:])):
+        if delta == 0:
+            continue
+        limit = _effective_limit(defined[name], overrides, account_id)
+        if repository.add_usage(conn, organization_id, account_id, name, period, delta, limit) is None:
+            if delta < 0:
+                raise InvalidInput(
+                    f"Releasing {-delta} of feature {name!r} for account {account_id} would take its usage below zero."
+                )
+            raise LimitExceeded(
+                f"Feature {name!r} is limited to {limit} for account {account_id}; this request would exceed it."
+            )
+
+
+def _account_usages(conn: Connection, account_id: uuid.UUID, defined: Sequence[Feature]) -> list[FeatureUsage]:
+    now = utcnow()
+    overrides = repository.limits_for(conn, [account_id])
+    used = repository.usage_for(conn, [account_id], {f.name: period_of(f.reset, now) for f in defined})
+    return [
+        FeatureUsage(
+            name=feature.name,
+            description=feature.description,
+            limit=_effective_limit(feature, overrides, account_id),
+            usage=used.get(feature.name, 0),
+        )
+        for feature in defined
+    ]
+
+
+def usages(conn: Connection, principal: Principal, account_id: uuid.UUID | None = None) -> list[FeatureUsage]:
+    """Every feature with its limit and current usage: for one account (by default the key's own), or, for an
+    organization key, summed over all its accounts (with the default limits)."""
+    organization_id, path_prefix = within(principal)
+    defined = repository.get_features(conn, organization_id)
+    target = account_id or principal.account_id
+    if target is not None:
+        account = resolve_account(conn, principal, target)
+        return _account_usages(conn, account.id, defined)
+    account_ids = [account.id for account in accounts_repository.list_accounts(conn, organization_id, path_prefix)]
+    now = utcnow()
+    used = repository.usage_for(conn, account_ids, {f.name: period_of(f.reset, now) for f in defined})
+    return [
+        FeatureUsage(name=f.name, description=f.description, limit=f.default_limit, usage=used.get(f.name, 0))
+        for f in defined
+    ]

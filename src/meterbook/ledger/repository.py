@@ -1,0 +1,172 @@
+"""Every SQL statement of the ledger."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from meterbook.db.tables import accounts, credit_balances, credit_transactions, ledger_entries
+from meterbook.db.upsert import insert_for
+from meterbook.ledger.models import SYSTEM_ACCOUNTS, Balance, Transaction
+
+__all__ = [
+    "add_to_balance",
+    "ensure_balances",
+    "find_transaction",
+    "get_balance",
+    "insert_transactions",
+    "list_transactions",
+    "reverted_amount",
+    "transaction_by_key",
+]
+
+
+def _transaction(row: Any) -> Transaction:
+    values = {k: v for k, v in row._mapping.items() if k not in {"organization_id", "fingerprint"}}
+    values["metadata"] = json.loads(values["metadata"]) if values["metadata"] else None
+    return Transaction(**values)
+
+
+def insert_transactions(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    transactions: Sequence[Transaction],
+    fingerprints: Sequence[str | None],
+) -> None:
+    """Write the transactions and their two balancing entries each, in two bulk statements."""
+    if not transactions:
+        return
+    conn.execute(
+        insert(credit_transactions),
+        [
+            {
+                "id": t.id,
+                "organization_id": organization_id,
+                "account_id": t.account_id,
+                "kind": t.kind,
+                "amount": t.amount,
+                "idempotency_key": t.idempotency_key,
+                "reverts_id": t.reverts_id,
+                "source": t.source,
+                "description": t.description,
+                "user_id": t.user_id,
+                "metadata": json.dumps(t.metadata, sort_keys=True) if t.metadata is not None else None,
+                "fingerprint": fingerprint,
+                "created_at": t.created_at,
+            }
+            for t, fingerprint in zip(transactions, fingerprints, strict=True)
+        ],
+    )
+    entries = []
+    for t in transactions:
+        entries.append(
+            {
+                "transaction_id": t.id,
+                "line": 1,
+                "account_id": t.account_id,
+                "system_account": None,
+                "amount": t.signed_amount,
+            }
+        )
+        entries.append(
+            {
+                "transaction_id": t.id,
+                "line": 2,
+                "account_id": None,
+                "system_account": SYSTEM_ACCOUNTS[t.kind],
+                "amount": -t.signed_amount,
+            }
+        )
+    conn.execute(insert(ledger_entries), entries)
+
+
+def ensure_balances(
+    conn: Connection, organization_id: uuid.UUID, account_ids: Iterable[uuid.UUID], now: datetime
+) -> None:
+    rows = [
+        {"account_id": account_id, "organization_id": organization_id, "balance": 0, "updated_at": now}
+        for account_id in account_ids
+    ]
+    if rows:
+        conn.execute(insert_for(conn, credit_balances).on_conflict_do_nothing(index_elements=["account_id"]), rows)
+
+
+def add_to_balance(conn: Connection, account_id: uuid.UUID, delta: int, now: datetime) -> int | None:
+    """Move the balance by ``delta``; a decrease only if the balance stays at or above the account's credit_min.
+
+    One conditional statement: under concurrent requests PostgreSQL re-checks the condition on the
+    locked row, so two debits can never both spend the same credits. ``None``: refused, nothing written.
+    """
+    new_balance = credit_balances.c.balance + delta
+    statement = update(credit_balances).where(credit_balances.c.account_id == account_id)
+    if delta < 0:
+        credit_min = select(accounts.c.credit_min).where(accounts.c.id == account_id).scalar_subquery()
+        statement = statement.where(new_balance >= credit_min)
+    result = conn.execute(
+        statement.values(balance=new_balance, updated_at=now).returning(credit_balances.c.balance)
+    ).scalar()
+    return None if result is None else int(result)
+
+
+def get_balance(conn: Connection, account_id: uuid.UUID) -> Balance:
+    statement = (
+        select(accounts.c.id, accounts.c.credit_min, credit_balances.c.balance, credit_balances.c.updated_at)
+        .select_from(accounts.outerjoin(credit_balances, credit_balances.c.account_id == accounts.c.id))
+        .where(accounts.c.id == account_id)
+    )
+    row = conn.execute(statement).one()
+    return Balance(
+        account_id=row.id, balance=int(row.balance or 0), credit_min=row.credit_min, updated_at=row.updated_at
+    )
+
+
+def transaction_by_key(conn: Connection, organization_id: uuid.UUID, key: str) -> tuple[Transaction, str | None] | None:
+    row = conn.execute(
+        select(credit_transactions).where(
+            credit_transactions.c.organization_id == organization_id, credit_transactions.c.idempotency_key == key
+        )
+    ).first()
+    return None if row is None else (_transaction(row), row.fingerprint)
+
+
+def find_transaction(conn: Connection, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> Transaction | None:
+    row = conn.execute(
+        select(credit_transactions).where(
+            credit_transactions.c.organization_id == organization_id, credit_transactions.c.id == transaction_id
+        )
+    ).first()
+    return None if row is None else _transaction(row)
+
+
+def lock_transaction(conn: Connection, transaction_id: uuid.UUID) -> None:
+    """Serialize reverts of one usage on PostgreSQL; SQLite has one writer anyway."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(
+            select(credit_transactions.c.id).where(credit_transactions.c.id == transaction_id).with_for_update()
+        )
+
+
+def reverted_amount(conn: Connection, transaction_id: uuid.UUID) -> int:
+    total = conn.execute(
+        select(func.coalesce(func.sum(credit_transactions.c.amount), 0)).where(
+            credit_transactions.c.reverts_id == transaction_id
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def list_transactions(
+    conn: Connection, account_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
+) -> list[Transaction]:
+    statement = select(credit_transactions).where(credit_transactions.c.account_id == account_id)
+    if start is not None:
+        statement = statement.where(credit_transactions.c.created_at >= start)
+    if end is not None:
+        statement = statement.where(credit_transactions.c.created_at < end)
+    statement = statement.order_by(credit_transactions.c.created_at.desc(), credit_transactions.c.id.desc())
+    return [_transaction(row) for row in conn.execute(statement)]

@@ -1,0 +1,168 @@
+"""The rules of the credit ledger: balanced transactions, no balance below credit_min, bounded reverts."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from meterbook.accounts.models import Principal
+from meterbook.accounts.reach import require_organization, resolve_account
+from meterbook.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
+from meterbook.kit.fingerprint import fingerprint
+from meterbook.kit.ids import new_id
+from meterbook.kit.time import utcnow
+from meterbook.ledger import repository
+from meterbook.ledger.models import Balance, Transaction, UsageDebit
+from meterbook.ledger.schemas import CreditGrant
+
+__all__ = ["balance", "can_spend", "debit_usage", "grant", "revert", "transactions"]
+
+
+def grant(conn: Connection, principal: Principal, account_id: uuid.UUID, data: CreditGrant) -> tuple[Transaction, bool]:
+    """Add credits to the account, once per ``data.id``: the same grant again returns the first (False)."""
+    account = resolve_account(conn, principal, account_id)
+    key = f"grant:{data.id}"
+    digest = fingerprint({"account_id": str(account.id), **data.model_dump(mode="json")})
+    existing = repository.transaction_by_key(conn, account.organization_id, key)
+    if existing is not None:
+        transaction, stored_digest = existing
+        if stored_digest != digest:
+            raise Conflict(f"Credit grant {data.id!r} was already recorded with different content.")
+        return transaction, False
+    now = utcnow()
+    transaction = Transaction(
+        id=new_id(),
+        account_id=account.id,
+        kind=data.type,
+        amount=data.amount,
+        idempotency_key=key,
+        reverts_id=None,
+        source=data.source or data.type,
+        description=data.description,
+        user_id=None,
+        metadata=data.metadata,
+        created_at=now,
+    )
+    repository.insert_transactions(conn, account.organization_id, [transaction], [digest])
+    repository.ensure_balances(conn, account.organization_id, [account.id], now)
+    repository.add_to_balance(conn, account.id, data.amount, now)
+    return transaction, True
+
+
+def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[UsageDebit]) -> None:
+    """Debit credit usage, one transaction per event; if any account cannot afford its share, refuse them all."""
+    if not debits:
+        return
+    now = utcnow()
+    per_account: dict[uuid.UUID, int] = defaultdict(int)
+    for debit in debits:
+        per_account[debit.account_id] += debit.amount
+    repository.ensure_balances(conn, organization_id, per_account, now)
+    # A fixed order, so that concurrent requests lock balances in the same order (no deadlock on PostgreSQL).
+    for account_id in sorted(per_account, key=str):
+        if repository.add_to_balance(conn, account_id, -per_account[account_id], now) is None:
+            raise InsufficientCredits(
+                f"insufficient credits: account {account_id} cannot spend {per_account[account_id]} "
+                "without going below its credit_min"
+            )
+    repository.insert_transactions(
+        conn,
+        organization_id,
+        [
+            Transaction(
+                id=new_id(),
+                account_id=debit.account_id,
+                kind="usage",
+                amount=debit.amount,
+                idempotency_key=f"usage:{debit.event_id}",
+                reverts_id=None,
+                source=debit.source,
+                description=debit.description,
+                user_id=debit.user_id,
+                metadata=debit.metadata,
+                created_at=debit.created_at,
+            )
+            for debit in debits
+        ],
+        [None] * len(debits),
+    )
+
+
+def revert(
+    conn: Connection, principal: Principal, account_id: uuid.UUID | None, usage_id: str, amount: int
+) -> Transaction:
+    """Give back up to what a usage debited, in one or several partial reverts."""
+    organization_id = require_organization(principal)
+    found = repository.transaction_by_key(conn, organization_id, f"usage:{usage_id}")
+    if found is None:
+        if _is_revert(conn, organization_id, usage_id):
+            raise Conflict(f"Transaction {usage_id} is a revert; a revert cannot be reverted.")
+        raise NotFound(f"No credit usage with id {usage_id} was found.")
+    usage, _ = found
+    # The usage's account must be one the key reaches, and the one named, if one is.
+    try:
+        account = resolve_account(conn, principal, usage.account_id)
+    except NotFound:
+        raise NotFound(f"No credit usage with id {usage_id} was found.") from None
+    if account_id is not None and account_id != account.id:
+        raise NotFound(f"No credit usage with id {usage_id} was found for account {account_id}.")
+    if amount <= 0:
+        raise InvalidInput("The amount to revert must be greater than zero.")
+    repository.lock_transaction(conn, usage.id)
+    already = repository.reverted_amount(conn, usage.id)
+    if already + amount > usage.amount:
+        raise InvalidInput(
+            f"Usage {usage_id} debited {usage.amount} and {already} is already reverted: {amount} more is too much."
+        )
+    now = utcnow()
+    transaction = Transaction(
+        id=new_id(),
+        account_id=account.id,
+        kind="revert",
+        amount=amount,
+        idempotency_key=None,
+        reverts_id=usage.id,
+        source=usage.source,
+        description=f"revert of usage {usage_id}",
+        user_id=usage.user_id,
+        metadata=None,
+        created_at=now,
+    )
+    repository.insert_transactions(conn, organization_id, [transaction], [None])
+    repository.add_to_balance(conn, account.id, amount, now)
+    return transaction
+
+
+def _is_revert(conn: Connection, organization_id: uuid.UUID, text: str) -> bool:
+    try:
+        transaction_id = uuid.UUID(text)
+    except ValueError:
+        return False
+    transaction = repository.find_transaction(conn, organization_id, transaction_id)
+    return transaction is not None and transaction.kind == "revert"
+
+
+def balance(conn: Connection, principal: Principal, account_id: uuid.UUID) -> Balance:
+    account = resolve_account(conn, principal, account_id)
+    return repository.get_balance(conn, account.id)
+
+
+def can_spend(conn: Connection, principal: Principal, account_id: uuid.UUID, amount: int) -> bool:
+    current = balance(conn, principal, account_id)
+    return current.balance - amount >= current.credit_min
+
+
+def transactions(
+    conn: Connection,
+    principal: Principal,
+    account_id: uuid.UUID,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[Transaction]:
+    """The account's transactions, newest first, created in ``[start, end)``."""
+    account = resolve_account(conn, principal, account_id)
+    return repository.list_transactions(conn, account.id, start, end)

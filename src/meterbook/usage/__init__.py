@@ -1,0 +1,1 @@
+"""Usage events: ingestion exactly once, and their effects on credits and features."""

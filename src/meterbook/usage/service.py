@@ -1,0 +1,168 @@
+"""Ingestion: a batch of events is applied whole, exactly once per event id, or not at all.
+
+In one transaction: validate every reference, insert the events whose ids are new (bulk, with
+``ON CONFLICT DO NOTHING``), tell duplicates from conflicts by the content's fingerprint, then apply
+the new events' effects: credit debits (never below credit_min) and feature counts (never above the
+limit). Any refusal raises, and the caller's transaction rolls everything back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from meterbook.accounts.models import Principal
+from meterbook.accounts.reach import require_organization, resolve_accounts
+from meterbook.catalog import service as catalog
+from meterbook.errors import Conflict, FieldError, ValidationFailed
+from meterbook.features import service as features
+from meterbook.features.models import UsageDelta, period_of
+from meterbook.kit.fingerprint import fingerprint
+from meterbook.kit.time import utcnow
+from meterbook.ledger import service as ledger
+from meterbook.ledger.models import UsageDebit
+from meterbook.usage import repository
+from meterbook.usage.schemas import EventIn
+
+__all__ = ["FUTURE_TOLERANCE", "IngestResult", "event_fingerprint", "ingest"]
+
+#: How far ahead of the server's clock an event may be dated (clients' clocks drift).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+def event_fingerprint(event: EventIn) -> str:
+    """What the client sent, normalized: ``1.0`` and ``"1"`` are the same quantity; an absent time stays absent."""
+    content = event.model_dump(mode="json", exclude_none=True)
+    content["quantity"] = format(event.quantity.normalize(), "f")
+    return fingerprint(content)
+
+
+def _check_references(
+    conn: Connection, principal: Principal, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime
+) -> None:
+    errors: list[FieldError] = []
+    reachable = resolve_accounts(conn, principal, (event.account_id for event in events))
+    product_ids = {event.product_id for event in events if event.product_id is not None}
+    known_products = catalog.existing_product_ids(conn, organization_id, product_ids) if product_ids else set()
+    feature_names = {event.feature for event in events if event.type == "feature" and event.feature is not None}
+    known_features = features.features_by_name(conn, organization_id, feature_names) if feature_names else {}
+    latest = now + FUTURE_TOLERANCE
+    for index, event in enumerate(events):
+        account = reachable.get(event.account_id)
+        if account is None:
+            errors.append(
+                FieldError(f"body.{index}.account_id", f"no account with id {event.account_id} was found", "not_found")
+            )
+        elif account.archived_at is not None:
+            errors.append(FieldError(f"body.{index}.account_id", f"account {event.account_id} is archived", "archived"))
+        if event.product_id is not None and event.product_id not in known_products:
+            errors.append(
+                FieldError(f"body.{index}.product_id", f"no product {event.product_id!r} in the catalog", "not_found")
+            )
+        if event.type == "feature" and event.feature not in known_features:
+            errors.append(FieldError(f"body.{index}.feature", f"no feature named {event.feature!r}", "not_found"))
+        if event.occurred_at is not None and event.occurred_at > latest:
+            errors.append(
+                FieldError(f"body.{index}.occurred_at", "is more than 5 minutes in the future", "too_far_ahead")
+            )
+        if len(errors) >= 100:
+            break
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) -> IngestResult:
+    organization_id = require_organization(principal)
+    now = utcnow()
+    _check_references(conn, principal, organization_id, events, now)
+
+    # Within the batch: the first of several equal events counts, a different one under the same id conflicts.
+    unique: dict[str, tuple[EventIn, str]] = {}
+    for event in events:
+        digest = event_fingerprint(event)
+        seen = unique.get(event.id)
+        if seen is None:
+            unique[event.id] = (event, digest)
+        elif seen[1] != digest:
+            raise Conflict(f"Event id {event.id!r} appears twice in this request with different content.")
+
+    rows = [
+        {
+            "organization_id": organization_id,
+            "id": event.id,
+            "account_id": event.account_id,
+            "kind": event.type,
+            "product_id": event.product_id,
+            "feature": event.feature,
+            "quantity": format(event.quantity.normalize(), "f"),
+            "occurred_at": event.occurred_at or now,
+            "received_at": now,
+            "direction": event.direction,
+            "resolution": event.resolution,
+            "user_id": event.user_id,
+            "source": event.source,
+            "description": event.description,
+            "metadata": json.dumps(event.metadata, sort_keys=True, default=str) if event.metadata is not None else None,
+            "fingerprint": digest,
+        }
+        for event, digest in unique.values()
+    ]
+    inserted = repository.insert_new_events(conn, rows)
+    already = [event_id for event_id in unique if event_id not in inserted]
+    if already:
+        stored = repository.fingerprints_of(conn, organization_id, already)
+        for event_id in already:
+            if stored.get(event_id) != unique[event_id][1]:
+                raise Conflict(f"Event id {event_id!r} was already used for different content; nothing was applied.")
+
+    new_events = [unique[event_id][0] for event_id in unique if event_id in inserted]
+    _apply_effects(conn, organization_id, new_events, now)
+    return IngestResult(accepted=len(new_events), duplicates=len(events) - len(new_events))
+
+
+def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime) -> None:
+    debits = [
+        UsageDebit(
+            event_id=event.id,
+            account_id=event.account_id,
+            amount=int(event.quantity),
+            source=event.source or "system",
+            description=event.description,
+            user_id=event.user_id,
+            metadata=event.metadata,
+            created_at=event.occurred_at or now,
+        )
+        for event in events
+        if event.type == "credit"
+    ]
+    ledger.debit_usage(conn, organization_id, debits)
+    feature_events = [event for event in events if event.type == "feature" and event.feature is not None]
+    if feature_events:
+        defined = features.features_by_name(
+            conn, organization_id, {event.feature for event in feature_events if event.feature}
+        )
+        features.apply_usage(
+            conn,
+            organization_id,
+            [
+                UsageDelta(
+                    account_id=event.account_id,
+                    feature=event.feature,
+                    period=period_of(defined[event.feature].reset, event.occurred_at or now),
+                    delta=int(event.quantity),
+                )
+                for event in feature_events
+                if event.feature is not None
+            ],
+        )
