@@ -44,6 +44,7 @@ __all__ = [
     "PayloadTooLarge",
     "ValidationFailed",
     "field_errors_from_pydantic",
+    "pydantic_message",
 ]
 
 
@@ -135,12 +136,17 @@ def _dotted(location: Iterable[Any]) -> str:
     return ".".join(str(part) for part in location)
 
 
+def pydantic_message(error: Mapping[str, Any]) -> str:
+    """Pydantic's message without its "Value error, " preamble, which says nothing to a client."""
+    return str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+
+
 def field_errors_from_pydantic(errors: Iterable[Mapping[str, Any]], prefix: Sequence[str] = ()) -> list[FieldError]:
     """Turn pydantic's error dicts into :class:`FieldError`s whose path names the field as the client wrote it."""
     return [
         FieldError(
             path=_dotted([*prefix, *error.get("loc", ())]) or "body",
-            message=str(error.get("msg", "is invalid")),
+            message=pydantic_message(error),
             error_type=str(error.get("type", "invalid")),
         )
         for error in errors

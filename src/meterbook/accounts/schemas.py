@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from meterbook.kit.money import MONEY_SCALE, is_currency
-from meterbook.kit.time import as_utc
+from meterbook.kit.fields import INT64_MAX, CurrencyCode, InputModel, Money, Name, Utc
 
 __all__ = [
     "AccountCreate",
@@ -23,17 +21,7 @@ __all__ = [
     "ProjectCreate",
 ]
 
-INT64_MAX = 2**63 - 1
-#: The largest monthly commitment: what fits a 64-bit integer at meterbook's money scale, rounded down.
-MAX_MONTHLY_COST = Decimal(9_000_000_000)
-
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def _currency(code: str) -> str:
-    if not is_currency(code):
-        raise ValueError(f"{code!r} is not an ISO-4217 currency code")
-    return code
 
 
 def _email(address: str) -> str:
@@ -42,40 +30,16 @@ def _email(address: str) -> str:
     return address
 
 
-def _utc(moment: datetime) -> datetime:
-    try:
-        return as_utc(moment)
-    except OverflowError:
-        raise ValueError("is outside the range of UTC timestamps (years 1 to 9999)") from None
-
-
-def _money_digits(amount: Decimal) -> Decimal:
-    if amount.as_tuple().exponent < -MONEY_SCALE:  # type: ignore[operator]
-        raise ValueError(f"has more than {MONEY_SCALE} decimal places")
-    return amount
-
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Utc = Annotated[AwareDatetime, AfterValidator(_utc)]
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
-Money = Annotated[Decimal, Field(ge=0, le=MAX_MONTHLY_COST, allow_inf_nan=False), AfterValidator(_money_digits)]
-
-
-class _Input(BaseModel):
-    # Unknown fields are ignored, as every dialect promises.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Branding(_Input):
+class Branding(InputModel):
     suppress_from_reports: bool = False
 
 
-class Commitment(_Input):
+class Commitment(InputModel):
     monthly_cost: Money = Decimal(0)
     renewal_date: Utc | None = None
 
 
-class AccountSettings(_Input):
+class AccountSettings(InputModel):
     """Everything about an account that its owner may set."""
 
     name: Name
@@ -95,16 +59,16 @@ class AccountCreate(AccountSettings):
     parent_account_id: uuid.UUID | None = None
 
 
-class OrganizationCreate(_Input):
+class OrganizationCreate(InputModel):
     name: Name
 
 
-class ProjectCreate(_Input):
+class ProjectCreate(InputModel):
     name: Name
     billing_account_id: uuid.UUID | None = None
 
 
-class KeyCreate(_Input):
+class KeyCreate(InputModel):
     account_id: uuid.UUID | None = None
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     scopes: list[str] | None = Field(default=None, description="Default: `*` (every scope the caller has).")

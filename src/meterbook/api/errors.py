@@ -18,7 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from meterbook.errors import BadRequest, FieldError, InvalidInput, MeterbookError, NotFound, ValidationFailed
+from meterbook.errors import (
+    BadRequest,
+    FieldError,
+    InvalidInput,
+    MeterbookError,
+    NotFound,
+    ValidationFailed,
+    pydantic_message,
+)
 
 __all__ = ["ErrorRenderer", "install_error_handlers", "renderer_for"]
 
@@ -48,7 +56,7 @@ def from_validation_errors(errors: Sequence[Any]) -> InvalidInput:
     field_errors = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
-        message = str(error.get("msg", "is invalid"))
+        message = pydantic_message(error)
         if error.get("type") == "missing" and location == ["body"]:
             message = "a JSON body is required"
         elif error.get("type") in {"model_attributes_type", "dict_type"} and location == ["body"]:

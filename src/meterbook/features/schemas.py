@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, StringConstraints
 
-from meterbook.accounts.schemas import INT64_MAX, _Input
+from meterbook.kit.fields import INT64_MAX, InputModel
 
 __all__ = ["FEATURE_NAME", "FeaturePut", "LimitPut"]
 
@@ -14,7 +14,7 @@ __all__ = ["FEATURE_NAME", "FeaturePut", "LimitPut"]
 FEATURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$"
 
 
-class FeaturePut(_Input):
+class FeaturePut(InputModel):
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
     default_limit: int | None = Field(
         default=None,
@@ -26,5 +26,5 @@ class FeaturePut(_Input):
     reset: Literal["never", "monthly"] = "never"
 
 
-class LimitPut(_Input):
+class LimitPut(InputModel):
     limit: int | None = Field(ge=0, le=INT64_MAX, description="This account's limit; null for unlimited.")

@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from meterbook.accounts.schemas import INT64_MAX, _Input
+from meterbook.kit.fields import INT64_MAX, InputModel
 
 __all__ = ["CreditGrant"]
 
 
-class CreditGrant(_Input):
+class CreditGrant(InputModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
         description="Your id for this grant: sending it again does nothing more."
     )

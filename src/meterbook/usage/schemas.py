@@ -6,9 +6,10 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from meterbook.accounts.schemas import INT64_MAX, Utc, _Input
+from meterbook.kit.fields import INT64_MAX, InputModel, Utc
 
 __all__ = ["MAX_BATCH", "EventIn", "parse_quantity"]
 
@@ -16,6 +17,7 @@ MAX_BATCH = 10_000
 #: Metered quantities keep up to nine decimals and stay below 10**18, so any one fits 64-bit storage at scale 9.
 METERED_MAX = Decimal(10) ** 18
 METERED_PLACES = 9
+_PLACES = Decimal(1).scaleb(-METERED_PLACES)
 
 
 def parse_quantity(value: Any) -> Decimal:
@@ -34,7 +36,7 @@ def parse_quantity(value: Any) -> Decimal:
 Text = Annotated[str, StringConstraints(max_length=1000)]
 
 
-class EventIn(_Input):
+class EventIn(InputModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
         description="Your id for the event: it is applied at most once, for ever."
     )
@@ -57,25 +59,28 @@ class EventIn(_Input):
     description: Text | None = None
     metadata: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _kind_rules(self) -> EventIn:
-        quantity = self.quantity
+    @field_validator("quantity")
+    @classmethod
+    def _quantity_of_kind(cls, quantity: Decimal, info: ValidationInfo) -> Decimal:
+        kind = info.data.get("type")
         integral = quantity == quantity.to_integral_value()
-        if self.type == "metered":
-            if self.product_id is None:
-                raise ValueError("a metered event needs product_id")
+        if kind == "metered":
             if quantity <= 0 or quantity >= METERED_MAX:
-                raise ValueError("quantity of a metered event must be greater than 0 and below 10^18")
-            if quantity.as_tuple().exponent < -METERED_PLACES and quantity != quantity.quantize(  # type: ignore[operator]
-                Decimal(1).scaleb(-METERED_PLACES)
-            ):
-                raise ValueError("quantity of a metered event has at most 9 decimal places")
-        elif self.type == "credit":
+                raise ValueError("a metered quantity must be greater than 0 and below 10^18")
+            exponent = quantity.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -METERED_PLACES and quantity != quantity.quantize(_PLACES):
+                raise ValueError("a metered quantity has at most 9 decimal places")
+        elif kind == "credit":
             if not integral or quantity <= 0 or quantity > INT64_MAX:
-                raise ValueError("quantity of a credit event must be a whole number of credits greater than 0")
-        else:
-            if self.feature is None:
-                raise ValueError("a feature event needs feature")
-            if not integral or quantity == 0 or abs(quantity) > INT64_MAX:
-                raise ValueError("quantity of a feature event must be a non-zero whole number")
+                raise ValueError("a credit quantity must be a whole number of credits greater than 0")
+        elif kind == "feature" and (not integral or quantity == 0 or abs(quantity) > INT64_MAX):
+            raise ValueError("a feature quantity must be a non-zero whole number (negative releases)")
+        return quantity
+
+    @model_validator(mode="after")
+    def _references_of_kind(self) -> EventIn:
+        if self.type == "metered" and self.product_id is None:
+            raise PydanticCustomError("missing", "a metered event needs product_id")
+        if self.type == "feature" and self.feature is None:
+            raise PydanticCustomError("missing", "a feature event needs feature")
         return self
