@@ -122,5 +122,28 @@ def demo(
         _serve(settings, 1 if settings.is_sqlite else 2)
 
 
+@app.command()
+def verify() -> None:
+    """Recompute every monthly aggregate and credit balance from the raw rows; exit 1 on any difference."""
+    from meterbook.aggregates import service as aggregates
+    from meterbook.ledger import service as ledger
+
+    settings = Settings()
+    database = _database(settings)
+    with database.read() as conn:
+        result = aggregates.verify(conn)
+        ledger_differences = ledger.verify(conn)
+    database.dispose()
+    differences = result.differences + ledger_differences
+    for difference in differences:
+        console.print(f"[red]difference[/red] {difference}", soft_wrap=True)
+    if differences:
+        console.print(f"[red]{len(differences)} differences[/red] ({result.checked} aggregates checked)")
+        raise typer.Exit(1)
+    console.print(
+        f"[green]No differences[/green]: {result.checked} aggregates and every credit balance match the raw rows."
+    )
+
+
 def main() -> None:
     app()

@@ -9,10 +9,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from meterbook.accounts.models import Principal
+from meterbook.aggregates import service as aggregates
+from meterbook.aggregates.models import Aggregate
 from meterbook.api.auth import authorized
 from meterbook.api.faraday import ERROR_RESPONSES, FeatureUsageOut
 from meterbook.api.routing import DialectRoute, JsonNumber, reading, respond, writing
@@ -59,6 +61,66 @@ def ingest_events(
     with writing(request) as conn:
         result = usage.ingest(conn, principal, events)
     return respond(IngestOut(accepted=result.accepted, duplicates=result.duplicates))
+
+
+# --- usage aggregates ------------------------------------------------------------------------------
+
+
+class AggregateOut(BaseModel):
+    id: str = Field(description="32 hex digits, stable for this aggregate.")
+    account_id: uuid.UUID
+    product_id: str
+    aggr_product_id: str | None
+    description: str
+    month: str = Field(description="YYYY-MM, UTC.")
+    type: str
+    direction: str | None
+    resolution: str | None
+    unit: str
+    currency: str
+    wallet_name: str | None
+    price: JsonNumber
+    number_of_units: JsonNumber
+    total_amount: JsonNumber = Field(description="number_of_units * price, exact (not rounded).")
+
+    @classmethod
+    def of(cls, aggregate: Aggregate) -> AggregateOut:
+        return cls(
+            id=aggregate.id,
+            account_id=aggregate.account_id,
+            product_id=aggregate.product_id,
+            aggr_product_id=aggregate.aggr_product_id,
+            description=aggregate.description,
+            month=aggregate.month,
+            type=aggregate.type,
+            direction=aggregate.direction,
+            resolution=aggregate.resolution,
+            unit=aggregate.unit,
+            currency=aggregate.currency,
+            wallet_name=aggregate.wallet_name,
+            price=aggregate.price,
+            number_of_units=aggregate.number_of_units,
+            total_amount=aggregate.total_amount,
+        )
+
+
+class AccountUsageOut(BaseModel):
+    account_id: uuid.UUID
+    usage: list[AggregateOut]
+
+
+@router.get("/accounts/{account_id}/usage", response_model=AccountUsageOut)
+def account_usage(
+    request: Request,
+    principal: UsageReader,
+    account_id: uuid.UUID,
+    from_month: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    to_month: Annotated[str | None, Query(alias="to", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+) -> Response:
+    """The account's monthly usage aggregates from `from` to `to` (YYYY-MM, both included), oldest first."""
+    with reading(request) as conn:
+        found = aggregates.account_usage(conn, principal, account_id, from_month, to_month)
+    return respond(AccountUsageOut(account_id=account_id, usage=[AggregateOut.of(a) for a in found]))
 
 
 # --- credits ---------------------------------------------------------------------------------------

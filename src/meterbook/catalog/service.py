@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
@@ -13,6 +14,9 @@ from meterbook.catalog import repository
 from meterbook.catalog.models import Price, Product
 from meterbook.catalog.schemas import ProductPut
 from meterbook.kit.time import utcnow
+
+#: Where a new product's first price starts when no date is given.
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = ["existing_product_ids", "list_products", "products_by_id", "put_product"]
 
@@ -31,7 +35,9 @@ def put_product(conn: Connection, principal: Principal, product_id: str, data: P
         "currency": data.currency,
         "updated_at": now,
     }
-    effective_from = data.price_effective_from or now
+    # A new product's first price holds for all earlier usage too (imported history is priced);
+    # a later change, by default, from now on.
+    effective_from = data.price_effective_from or (now if existing else BEGINNING)
     if existing:
         repository.update_product(conn, organization_id, product_id, values)
         if existing[0].price_at(effective_from) != data.unit_price:

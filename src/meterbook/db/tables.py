@@ -32,6 +32,7 @@ __all__ = [
     "features",
     "ledger_entries",
     "metadata",
+    "monthly_aggregates",
     "organizations",
     "product_prices",
     "products",
@@ -208,7 +209,37 @@ usage_events = Table(
     Column("metadata", Text, nullable=True),
     # A digest of what the client sent: a retry with the same id is a duplicate only if this matches.
     Column("fingerprint", String(32), nullable=False),
+    # How the event was rated when it arrived (events that name a product): what `verify` recomputes from.
+    Column("aggregate_id", String(32), nullable=True),
+    Column("unit_price", FixedDecimal(), nullable=True),
     Index(None, "account_id", "occurred_at"),
+)
+
+# --- aggregates ------------------------------------------------------------------------------------
+
+monthly_aggregates = Table(
+    "monthly_aggregates",
+    metadata,
+    # 32 hex digits derived from the key below: stable for ever, the Talkdesk dialect's usage id.
+    Column("id", String(32), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("product_id", String(100), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("type", String(32), nullable=False),
+    # "" stands for none in the key columns, so that the key is unique on both databases.
+    Column("direction", String(16), nullable=False),
+    Column("resolution", String(100), nullable=False),
+    Column("unit", String(50), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("wallet_name", String(100), nullable=False),
+    Column("price", FixedDecimal(), nullable=False),
+    # number_of_units = units_whole + units_nanos / 10**9, exact; total_amount = number_of_units * price.
+    Column("units_whole", BigInteger, nullable=False),
+    Column("units_nanos", BigInteger, nullable=False),
+    Column("event_count", BigInteger, nullable=False),
+    Index(None, "organization_id", "month", "account_id"),
+    Index(None, "account_id", "month"),
 )
 
 # --- ledger ----------------------------------------------------------------------------------------

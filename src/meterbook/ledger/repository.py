@@ -170,3 +170,27 @@ def list_transactions(
         statement = statement.where(credit_transactions.c.created_at < end)
     statement = statement.order_by(credit_transactions.c.created_at.desc(), credit_transactions.c.id.desc())
     return [_transaction(row) for row in conn.execute(statement)]
+
+
+def unbalanced_transactions(conn: Connection) -> list[tuple[uuid.UUID, int]]:
+    """Transactions whose entries do not sum to zero (there should be none)."""
+    statement = (
+        select(ledger_entries.c.transaction_id, func.sum(ledger_entries.c.amount).label("total"))
+        .group_by(ledger_entries.c.transaction_id)
+        .having(func.sum(ledger_entries.c.amount) != 0)
+    )
+    return [(row.transaction_id, int(row.total)) for row in conn.execute(statement)]
+
+
+def balances_against_entries(conn: Connection) -> list[tuple[uuid.UUID, int, int]]:
+    """(account, stored balance, sum of the account's entries) for every account with a balance row."""
+    entries = (
+        select(ledger_entries.c.account_id, func.sum(ledger_entries.c.amount).label("total"))
+        .where(ledger_entries.c.account_id.is_not(None))
+        .group_by(ledger_entries.c.account_id)
+        .subquery()
+    )
+    statement = select(
+        credit_balances.c.account_id, credit_balances.c.balance, func.coalesce(entries.c.total, 0)
+    ).select_from(credit_balances.outerjoin(entries, entries.c.account_id == credit_balances.c.account_id))
+    return [(row[0], int(row[1]), int(row[2])) for row in conn.execute(statement)]

@@ -19,7 +19,7 @@ from meterbook.ledger import repository
 from meterbook.ledger.models import Balance, Transaction, UsageDebit
 from meterbook.ledger.schemas import CreditGrant
 
-__all__ = ["balance", "can_spend", "debit_usage", "grant", "revert", "transactions"]
+__all__ = ["balance", "can_spend", "debit_usage", "grant", "revert", "transactions", "verify"]
 
 
 def grant(conn: Connection, principal: Principal, account_id: uuid.UUID, data: CreditGrant) -> tuple[Transaction, bool]:
@@ -166,3 +166,17 @@ def transactions(
     """The account's transactions, newest first, created in ``[start, end)``."""
     account = resolve_account(conn, principal, account_id)
     return repository.list_transactions(conn, account.id, start, end)
+
+
+def verify(conn: Connection) -> list[str]:
+    """Every way the stored ledger disagrees with itself: unbalanced transactions, balances unlike their entries."""
+    differences = [
+        f"ledger transaction {transaction_id} sums to {total}, not 0"
+        for transaction_id, total in repository.unbalanced_transactions(conn)
+    ]
+    differences += [
+        f"account {account_id}: stored balance {stored}, entries sum to {replayed}"
+        for account_id, stored, replayed in repository.balances_against_entries(conn)
+        if stored != replayed
+    ]
+    return differences

@@ -1,9 +1,10 @@
 """Ingestion: a batch of events is applied whole, exactly once per event id, or not at all.
 
-In one transaction: validate every reference, insert the events whose ids are new (bulk, with
-``ON CONFLICT DO NOTHING``), tell duplicates from conflicts by the content's fingerprint, then apply
-the new events' effects: credit debits (never below credit_min) and feature counts (never above the
-limit). Any refusal raises, and the caller's transaction rolls everything back.
+In one transaction: validate every reference and rate each event that names a product (the price
+in force when it occurred), insert the events whose ids are new (bulk, with ``ON CONFLICT DO
+NOTHING``), tell duplicates from conflicts by the content's fingerprint, then apply the new events'
+effects: monthly aggregates, credit debits (never below credit_min) and feature counts (never above
+the limit). Any refusal raises, and the caller's transaction rolls everything back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy import Connection
 
 from meterbook.accounts.models import Principal
 from meterbook.accounts.reach import require_organization, resolve_accounts
+from meterbook.aggregates import service as aggregates
+from meterbook.aggregates.service import Rating
 from meterbook.catalog import service as catalog
 from meterbook.errors import Conflict, FieldError, ValidationFailed
 from meterbook.features import service as features
@@ -48,13 +51,15 @@ def event_fingerprint(event: EventIn) -> str:
     return fingerprint(content)
 
 
-def _check_references(
+def _check_and_rate(
     conn: Connection, principal: Principal, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime
-) -> None:
+) -> list[Rating | None]:
+    """Refuse the batch if any event names what it may not; else the rating of each event (None: no product)."""
     errors: list[FieldError] = []
+    ratings: list[Rating | None] = []
     reachable = resolve_accounts(conn, principal, (event.account_id for event in events))
     product_ids = {event.product_id for event in events if event.product_id is not None}
-    known_products = catalog.existing_product_ids(conn, organization_id, product_ids) if product_ids else set()
+    known_products = catalog.products_by_id(conn, organization_id, product_ids) if product_ids else {}
     feature_names = {event.feature for event in events if event.type == "feature" and event.feature is not None}
     known_features = features.features_by_name(conn, organization_id, feature_names) if feature_names else {}
     latest = now + FUTURE_TOLERANCE
@@ -66,10 +71,30 @@ def _check_references(
             )
         elif account.archived_at is not None:
             errors.append(FieldError(f"body.{index}.account_id", f"account {event.account_id} is archived", "archived"))
-        if event.product_id is not None and event.product_id not in known_products:
-            errors.append(
-                FieldError(f"body.{index}.product_id", f"no product {event.product_id!r} in the catalog", "not_found")
-            )
+        rating = None
+        if event.product_id is not None:
+            product = known_products.get(event.product_id)
+            if product is None:
+                errors.append(
+                    FieldError(
+                        f"body.{index}.product_id", f"no product {event.product_id!r} in the catalog", "not_found"
+                    )
+                )
+            else:
+                occurred_at = event.occurred_at or now
+                quantity = event.quantity
+                rating = aggregates.rate(
+                    organization_id, event.account_id, product, occurred_at, quantity, event.direction, event.resolution
+                )
+                if rating is None:
+                    errors.append(
+                        FieldError(
+                            f"body.{index}.occurred_at",
+                            f"product {event.product_id!r} has no price in force at {occurred_at.isoformat()}",
+                            "unpriced",
+                        )
+                    )
+        ratings.append(rating)
         if event.type == "feature" and event.feature not in known_features:
             errors.append(FieldError(f"body.{index}.feature", f"no feature named {event.feature!r}", "not_found"))
         if event.occurred_at is not None and event.occurred_at > latest:
@@ -80,20 +105,21 @@ def _check_references(
             break
     if errors:
         raise ValidationFailed(errors)
+    return ratings
 
 
 def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) -> IngestResult:
     organization_id = require_organization(principal)
     now = utcnow()
-    _check_references(conn, principal, organization_id, events, now)
+    ratings = _check_and_rate(conn, principal, organization_id, events, now)
 
     # Within the batch: the first of several equal events counts, a different one under the same id conflicts.
-    unique: dict[str, tuple[EventIn, str]] = {}
-    for event in events:
+    unique: dict[str, tuple[EventIn, str, Rating | None]] = {}
+    for event, rating in zip(events, ratings, strict=True):
         digest = event_fingerprint(event)
         seen = unique.get(event.id)
         if seen is None:
-            unique[event.id] = (event, digest)
+            unique[event.id] = (event, digest, rating)
         elif seen[1] != digest:
             raise Conflict(f"Event id {event.id!r} appears twice in this request with different content.")
 
@@ -115,8 +141,11 @@ def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) ->
             "description": event.description,
             "metadata": json.dumps(event.metadata, sort_keys=True, default=str) if event.metadata is not None else None,
             "fingerprint": digest,
+            "aggregate_id": rating.key.id if rating else None,
+            "unit_price": rating.key.price if rating else None,
         }
-        for event, digest in unique.values()
+        # Sorted by id: concurrent batches that share ids take their index locks in one order (no deadlock).
+        for event, digest, rating in sorted(unique.values(), key=lambda item: item[0].id)
     ]
     inserted = repository.insert_new_events(conn, rows)
     already = [event_id for event_id in unique if event_id not in inserted]
@@ -127,6 +156,7 @@ def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) ->
                 raise Conflict(f"Event id {event_id!r} was already used for different content; nothing was applied.")
 
     new_events = [unique[event_id][0] for event_id in unique if event_id in inserted]
+    aggregates.add(conn, [rating for event_id, (_, _, rating) in unique.items() if event_id in inserted and rating])
     _apply_effects(conn, organization_id, new_events, now)
     return IngestResult(accepted=len(new_events), duplicates=len(events) - len(new_events))
 

@@ -1,4 +1,4 @@
-"""Usage events, the double-entry credit ledger, features and limits, and the product catalog.
+"""Usage events, monthly aggregates, the double-entry credit ledger, features and limits, the product catalog.
 
 Revision ID: 0002
 Revises: 0001
@@ -126,6 +126,37 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "feature", "period", name=op.f("pk_feature_usage")),
     )
     op.create_table(
+        "monthly_aggregates",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("product_id", sa.String(length=100), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("direction", sa.String(length=16), nullable=False),
+        sa.Column("resolution", sa.String(length=100), nullable=False),
+        sa.Column("unit", sa.String(length=50), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("wallet_name", sa.String(length=100), nullable=False),
+        sa.Column("price", sa.BigInteger(), nullable=False),
+        sa.Column("units_whole", sa.BigInteger(), nullable=False),
+        sa.Column("units_nanos", sa.BigInteger(), nullable=False),
+        sa.Column("event_count", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_monthly_aggregates_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_monthly_aggregates")),
+    )
+    op.create_index(
+        op.f("ix_monthly_aggregates_account_id_month"), "monthly_aggregates", ["account_id", "month"], unique=False
+    )
+    op.create_index(
+        op.f("ix_monthly_aggregates_organization_id_month_account_id"),
+        "monthly_aggregates",
+        ["organization_id", "month", "account_id"],
+        unique=False,
+    )
+    op.create_table(
         "usage_events",
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.String(length=255), nullable=False),
@@ -143,6 +174,8 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=1000), nullable=True),
         sa.Column("metadata", sa.Text(), nullable=True),
         sa.Column("fingerprint", sa.String(length=32), nullable=False),
+        sa.Column("aggregate_id", sa.String(length=32), nullable=True),
+        sa.Column("unit_price", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_usage_events_account_id_accounts")),
         sa.PrimaryKeyConstraint("organization_id", "id", name=op.f("pk_usage_events")),
     )
@@ -168,6 +201,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("ledger_entries")
     op.drop_table("usage_events")
+    op.drop_table("monthly_aggregates")
     op.drop_table("feature_usage")
     op.drop_table("feature_limits")
     op.drop_table("credit_transactions")

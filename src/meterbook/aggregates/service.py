@@ -1,0 +1,126 @@
+"""Rating and rolling up: each event that names a product is priced at the price in force when it
+occurred and added to its monthly aggregate, in the same transaction as the event itself."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection
+
+from meterbook.accounts.models import Principal
+from meterbook.accounts.reach import resolve_account
+from meterbook.aggregates import repository
+from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split_units
+from meterbook.catalog.models import Product
+
+__all__ = ["Rating", "Verification", "account_usage", "add", "rate", "verify"]
+
+
+@dataclass(frozen=True)
+class Rating:
+    """How one event is counted: the aggregate it belongs to and the unit price it was rated at."""
+
+    key: AggregateKey
+    quantity: Decimal
+
+
+def rate(
+    organization_id: uuid.UUID,
+    account_id: uuid.UUID,
+    product: Product,
+    occurred_at: datetime,
+    quantity: Decimal,
+    direction: str | None,
+    resolution: str | None,
+) -> Rating | None:
+    """The rating of an event, or ``None`` when the product has no price in force at ``occurred_at``."""
+    price = product.price_at(occurred_at)
+    if price is None:
+        return None
+    key = AggregateKey(
+        organization_id=organization_id,
+        account_id=account_id,
+        product_id=product.product_id,
+        month=month_of(occurred_at),
+        type=product.type,
+        direction=direction or "",
+        resolution=resolution or "",
+        unit=product.unit,
+        currency=product.currency,
+        wallet_name=product.wallet_name or "",
+        price=price,
+    )
+    return Rating(key=key, quantity=quantity)
+
+
+def add(conn: Connection, ratings: Sequence[Rating]) -> None:
+    """Add rated events to their aggregates: grouped per aggregate first, then one bulk upsert."""
+    grouped: dict[AggregateKey, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
+    for rating in ratings:
+        units, events = grouped[rating.key]
+        grouped[rating.key] = (units + rating.quantity, events + 1)
+    rows = []
+    # A fixed order, so that concurrent requests lock aggregates in the same order (no deadlock on PostgreSQL).
+    for key, (units, events) in sorted(grouped.items(), key=lambda item: item[0].id):
+        whole, nanos = split_units(units)
+        rows.append(
+            {
+                "id": key.id,
+                "organization_id": key.organization_id,
+                "account_id": key.account_id,
+                "product_id": key.product_id,
+                "month": key.month,
+                "type": key.type,
+                "direction": key.direction,
+                "resolution": key.resolution,
+                "unit": key.unit,
+                "currency": key.currency,
+                "wallet_name": key.wallet_name,
+                "price": key.price,
+                "units_whole": whole,
+                "units_nanos": nanos,
+                "event_count": events,
+            }
+        )
+    repository.add_increments(conn, rows)
+
+
+def account_usage(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, first: str | None, last: str | None
+) -> list[Aggregate]:
+    """The account's aggregates for the months ``first`` to ``last`` (``YYYY-MM``, both included), oldest first."""
+    account = resolve_account(conn, principal, account_id)
+    return repository.account_aggregates(conn, account.organization_id, account.id, first, last)
+
+
+@dataclass(frozen=True)
+class Verification:
+    checked: int
+    differences: list[str]
+
+
+def verify(conn: Connection) -> Verification:
+    """Recompute every aggregate from the raw events and report each one that differs."""
+    recomputed: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
+    for row in repository.recompute_rows(conn):
+        units, events = recomputed[row.aggregate_id]
+        recomputed[row.aggregate_id] = (units + Decimal(row.quantity), events + 1)
+    differences = []
+    checked = 0
+    for row in repository.stored_rows(conn):
+        checked += 1
+        stored_units = Aggregate.units_of(row.units_whole, row.units_nanos)
+        units, events = recomputed.pop(row.id, (Decimal(0), 0))
+        if units != stored_units or events != row.event_count:
+            differences.append(
+                f"aggregate {row.id} (account {row.account_id}, {row.product_id}, {row.month}): "
+                f"stored {stored_units} units from {row.event_count} events, recomputed {units} from {events}"
+            )
+    for aggregate_id, (units, events) in recomputed.items():
+        differences.append(f"aggregate {aggregate_id} is missing: {events} events with {units} units name it")
+    return Verification(checked=checked, differences=differences)
