@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from meterbook import __version__
-from meterbook.api import faraday, metering, native, system
+from meterbook.api import faraday, frontier, metering, native, system, talkdesk
 from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
 from meterbook.api.limits import BodySizeLimit
 from meterbook.config import Settings
@@ -20,14 +20,18 @@ from meterbook.db.migrate import migrate
 __all__ = ["app_from_env", "create_app"]
 
 #: Which error shape answers a path: the first prefix that matches; Faraday's for everything else.
-ERROR_DIALECTS: list[tuple[str, ErrorRenderer]] = []
+ERROR_DIALECTS: list[tuple[str, ErrorRenderer]] = [
+    ("/v1beta1", frontier.render_error),
+    ("/express", talkdesk.render_error),
+]
 DEFAULT_ERRORS: ErrorRenderer = faraday.render_error
 
 DESCRIPTION = """\
 Usage metering and billing. Authenticate with `Authorization: Bearer <key>`.
 
-Dialects: Faraday (`/v1/accounts…`), the native management API (`/v1/…`), and more to come: Cloudflare
-(`/client/v4/…`), Talkdesk (`/express/…`) and Frontier (`/v1beta1/…`). Errors come in each dialect's own shape.
+Dialects: Faraday (`/v1/accounts…`, `/v1/usages`), the native management API (`/v1/…`) and Frontier
+(`/v1beta1/…`); Talkdesk (`/express/…`) and Cloudflare (`/client/v4/…`) are to come.
+Errors come in each dialect's own shape.
 """
 
 
@@ -61,7 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.settings = settings
     install_error_handlers(app, ERROR_DIALECTS, DEFAULT_ERRORS)
-    for router in (system.router, faraday.router, native.router, metering.router):
+    for router in (system.router, faraday.router, native.router, metering.router, frontier.router, talkdesk.router):
         app.include_router(router)
     system.install_docs(app)
     app.add_middleware(

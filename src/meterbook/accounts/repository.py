@@ -28,6 +28,7 @@ __all__ = [
     "list_keys",
     "list_projects",
     "lock_account",
+    "oldest_top_level_account",
     "revoke_key",
     "update_account",
 ]
@@ -201,3 +202,19 @@ def find_organization_named(conn: Connection, name: str) -> Organization | None:
     statement = select(organizations).where(organizations.c.name == name).order_by(organizations.c.created_at).limit(1)
     row = conn.execute(statement).first()
     return None if row is None else Organization(**row._mapping)
+
+
+def oldest_top_level_account(conn: Connection, organization_id: uuid.UUID) -> Account | None:
+    """The organization's oldest account that has no parent and is not archived."""
+    statement = (
+        select(accounts, _account_key)
+        .where(
+            accounts.c.organization_id == organization_id,
+            accounts.c.parent_account_id.is_(None),
+            accounts.c.archived_at.is_(None),
+        )
+        .order_by(accounts.c.created_at, accounts.c.id)
+        .limit(1)
+    )
+    row = conn.execute(statement).first()
+    return None if row is None else _account(row)

@@ -49,6 +49,7 @@ __all__ = [
     "archive_account",
     "authenticate",
     "authenticate_basic",
+    "billing_account_for",
     "create_account",
     "create_key",
     "create_organization",
@@ -401,3 +402,67 @@ def create_project(conn: Connection, principal: Principal, data: ProjectCreate) 
 
 def list_projects(conn: Connection, principal: Principal) -> list[Project]:
     return repository.list_projects(conn, *within(principal))
+
+
+# --- billing accounts ------------------------------------------------------------------------------
+
+
+def _default_billing_account(conn: Connection, principal: Principal, organization_id: uuid.UUID) -> Account:
+    """The organization's default billing account: the one it names, if live, else its oldest live top-level one.
+
+    An account key that does not reach that account bills its own account instead.
+    """
+    organization = repository.get_organization(conn, organization_id)
+    default: Account | None = None
+    if organization is not None and organization.default_billing_account_id is not None:
+        named = repository.get_account(conn, organization_id, organization.default_billing_account_id, None)
+        if named is not None and named.archived_at is None:
+            default = named
+    if default is None:
+        default = repository.oldest_top_level_account(conn, organization_id)
+    if default is not None and (principal.account_path is None or default.path.startswith(principal.account_path)):
+        return default
+    if principal.account_id is not None:
+        return resolve_account(conn, principal, principal.account_id)
+    raise NotFound("billing account not found: the organization has no active top-level account to bill by default")
+
+
+def billing_account_for(
+    conn: Connection,
+    principal: Principal,
+    organization_id: uuid.UUID | None,
+    project_id: uuid.UUID | None,
+    billing_id: uuid.UUID | None,
+) -> Account:
+    """The billing account a call names (the Frontier dialect's rule).
+
+    The organization is named directly, or found through a project, never both. The billing account
+    is ``billing_id`` if given, else the project's billing account, else the organization's default.
+    Anything outside the key's reach (another organization, a project or account the key does not
+    reach) is answered as not found, with the same words as for one that does not exist.
+    """
+    own = require_organization(principal)
+    if organization_id is not None and project_id is not None:
+        raise ValidationFailed.field("body.project_id", "give org_id or project_id, not both", "exclusive")
+    if organization_id is None and project_id is None:
+        raise ValidationFailed.field("body.org_id", "org_id or project_id is required", "missing")
+    if organization_id is not None and organization_id != own:
+        raise NotFound("organization not found")
+    project_account_id: uuid.UUID | None = None
+    if project_id is not None:
+        project = repository.get_project(conn, project_id)
+        if project is None or project.organization_id != own:
+            raise NotFound("project not found")
+        if principal.account_path is not None:
+            # An account key reaches the projects billed to an account it reaches (as in list_projects).
+            billed = project.billing_account_id
+            if billed is None or repository.get_account(conn, own, billed, principal.account_path) is None:
+                raise NotFound("project not found")
+        project_account_id = project.billing_account_id
+    account_id = billing_id if billing_id is not None else project_account_id
+    if account_id is None:
+        return _default_billing_account(conn, principal, own)
+    account = repository.get_account(conn, own, account_id, principal.account_path)
+    if account is None:
+        raise NotFound("billing account not found")
+    return account

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from meterbook.db.tables import accounts, credit_balances, credit_transactions, ledger_entries
 from meterbook.db.upsert import insert_for
+from meterbook.kit import jsontext
 from meterbook.ledger.models import SYSTEM_ACCOUNTS, Balance, Transaction
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 
 def _transaction(row: Any) -> Transaction:
     values = {k: v for k, v in row._mapping.items() if k not in {"organization_id", "fingerprint"}}
-    values["metadata"] = json.loads(values["metadata"]) if values["metadata"] else None
+    values["metadata"] = jsontext.loads(values["metadata"]) if values["metadata"] else None
     return Transaction(**values)
 
 
@@ -55,7 +55,7 @@ def insert_transactions(
                 "source": t.source,
                 "description": t.description,
                 "user_id": t.user_id,
-                "metadata": json.dumps(t.metadata, sort_keys=True) if t.metadata is not None else None,
+                "metadata": jsontext.dumps(t.metadata).decode() if t.metadata is not None else None,
                 "fingerprint": fingerprint,
                 "created_at": t.created_at,
             }

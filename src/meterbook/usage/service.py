@@ -9,7 +9,6 @@ the limit). Any refusal raises, and the caller's transaction rolls everything ba
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from meterbook.catalog import service as catalog
 from meterbook.errors import Conflict, FieldError, ValidationFailed
 from meterbook.features import service as features
 from meterbook.features.models import UsageDelta, period_of
+from meterbook.kit import jsontext
 from meterbook.kit.fingerprint import fingerprint
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
@@ -139,7 +139,7 @@ def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) ->
             "user_id": event.user_id,
             "source": event.source,
             "description": event.description,
-            "metadata": json.dumps(event.metadata, sort_keys=True, default=str) if event.metadata is not None else None,
+            "metadata": jsontext.dumps(event.metadata).decode() if event.metadata is not None else None,
             "fingerprint": digest,
             "aggregate_id": rating.key.id if rating else None,
             "unit_price": rating.key.price if rating else None,
