@@ -29,8 +29,8 @@ DEFAULT_ERRORS: ErrorRenderer = faraday.render_error
 DESCRIPTION = """\
 Usage metering and billing. Authenticate with `Authorization: Bearer <key>`.
 
-Dialects: Faraday (`/v1/accounts…`, `/v1/usages`), the native management API (`/v1/…`) and Frontier
-(`/v1beta1/…`); Talkdesk (`/express/…`) and Cloudflare (`/client/v4/…`) are to come.
+Dialects: Faraday (`/v1/accounts…`, `/v1/usages`), the native management API (`/v1/…`), Talkdesk
+(`/express/usage/month`) and Frontier (`/v1beta1/…`); Cloudflare (`/client/v4/…`) is to come.
 Errors come in each dialect's own shape.
 """
 

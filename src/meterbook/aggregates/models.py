@@ -81,7 +81,7 @@ class Aggregate:
     @property
     def total_amount(self) -> Decimal:
         """Exact: the price is part of the key, so the total is units * price with nothing rounded."""
-        return self.number_of_units * self.price
+        return (self.number_of_units * self.price).normalize()
 
     @staticmethod
     def units_of(whole: int, nanos: int) -> Decimal:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, not_, or_, select
 
 from meterbook.aggregates.models import Aggregate
-from meterbook.db.tables import monthly_aggregates, products, usage_events
+from meterbook.aggregates.query import And, Comparison, Expr, Not, Operator, SortField
+from meterbook.db.tables import accounts, monthly_aggregates, products, usage_events
 from meterbook.db.upsert import insert_for
 
 __all__ = [
@@ -18,7 +20,9 @@ __all__ = [
     "aggregates_query",
     "count",
     "fetch",
+    "page_of",
     "recompute_rows",
+    "search_query",
     "stored_rows",
 ]
 
@@ -113,3 +117,54 @@ def recompute_rows(conn: Connection) -> Iterator[Any]:
             usage_events.c.unit_price,
         ).where(usage_events.c.aggregate_id.is_not(None))
     )
+
+
+# --- searching (the Talkdesk dialect's monthly usage) ------------------------------------------------
+
+_COMPARE: Final[dict[Operator, Callable[[Any, Any], ColumnElement[bool]]]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_SORT_COLUMNS: Final[dict[SortField, Any]] = {
+    "id": monthly_aggregates.c.id,
+    "month": monthly_aggregates.c.month,
+    "account_id": monthly_aggregates.c.account_id,
+}
+
+
+def _condition(expr: Expr) -> ColumnElement[bool]:
+    """The SQL condition for a query tree (months compare as ``YYYY-MM`` text, account ids as UUIDs)."""
+    if isinstance(expr, Comparison):
+        if expr.field == "month":
+            return _COMPARE[expr.op](monthly_aggregates.c.month, expr.value)
+        return _COMPARE[expr.op](monthly_aggregates.c.account_id, uuid.UUID(expr.value))
+    if isinstance(expr, Not):
+        return not_(_condition(expr.inner))
+    combine = and_ if isinstance(expr, And) else or_
+    return combine(_condition(expr.left), _condition(expr.right))
+
+
+def search_query(organization_id: uuid.UUID, path_prefix: str | None, where: Expr | None) -> Select[Any]:
+    """The organization's aggregates (only the subtree's, for an account key's path prefix) that match ``where``."""
+    statement = aggregates_query(organization_id)
+    if path_prefix is not None:
+        reachable = select(accounts.c.id).where(
+            accounts.c.organization_id == organization_id,
+            accounts.c.path.startswith(path_prefix, autoescape=True),
+        )
+        statement = statement.where(monthly_aggregates.c.account_id.in_(reachable))
+    if where is not None:
+        statement = statement.where(_condition(where))
+    return statement
+
+
+def page_of(statement: Select[Any], order_by: SortField, descending: bool, offset: int, limit: int) -> Select[Any]:
+    """One page of ``statement``, ordered by ``order_by`` and then by id, both in the same direction."""
+    columns = [_SORT_COLUMNS[order_by]] if order_by != "id" else []
+    columns.append(monthly_aggregates.c.id)
+    ordering = [column.desc() if descending else column.asc() for column in columns]
+    return statement.order_by(*ordering).offset(offset).limit(limit)

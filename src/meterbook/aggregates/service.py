@@ -13,12 +13,13 @@ from decimal import Decimal
 from sqlalchemy import Connection
 
 from meterbook.accounts.models import Principal
-from meterbook.accounts.reach import resolve_account
-from meterbook.aggregates import repository
+from meterbook.accounts.reach import resolve_account, resolve_accounts, within
+from meterbook.aggregates import query, repository
 from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split_units
 from meterbook.catalog.models import Product
+from meterbook.errors import Forbidden, InvalidInput
 
-__all__ = ["Rating", "Verification", "account_usage", "add", "rate", "verify"]
+__all__ = ["NOT_AUTHORIZED_FOR_ACCOUNTS", "Rating", "Verification", "account_usage", "add", "rate", "search", "verify"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,37 @@ def verify(conn: Connection) -> Verification:
     for aggregate_id, (units, events) in recomputed.items():
         differences.append(f"aggregate {aggregate_id} is missing: {events} events with {units} units name it")
     return Verification(checked=checked, differences=differences)
+
+
+#: The one answer to a search that names an account the key does not reach, whether it exists elsewhere or not.
+NOT_AUTHORIZED_FOR_ACCOUNTS = "This caller is not authorized to query the given accounts."
+
+
+def search(
+    conn: Connection,
+    principal: Principal,
+    where: query.Expr | None,
+    order_by: query.SortField,
+    descending: bool,
+    page: int,
+    per_page: int,
+) -> tuple[list[Aggregate], int]:
+    """One page (counted from 1) of the aggregates the key reaches that match ``where``, and how many match in all.
+
+    Ordered by ``order_by``, ties broken by the aggregate's id in the same direction. A ``where`` that
+    names an account outside the key's reach is :class:`Forbidden`, with the same words whether the
+    account exists in another organization or not at all.
+    """
+    if page < 1 or per_page < 1:
+        raise InvalidInput("Pages are counted from 1 and hold at least one item.")
+    organization_id, path_prefix = within(principal)
+    if where is not None:
+        named = query.account_ids(where)
+        if named and len(resolve_accounts(conn, principal, named)) < len(named):
+            raise Forbidden(NOT_AUTHORIZED_FOR_ACCOUNTS)
+    statement = repository.search_query(organization_id, path_prefix, where)
+    total = repository.count(conn, statement)
+    offset = (page - 1) * per_page
+    if offset >= total:
+        return [], total
+    return repository.fetch(conn, repository.page_of(statement, order_by, descending, offset, per_page)), total

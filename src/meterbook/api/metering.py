@@ -114,8 +114,8 @@ def account_usage(
     request: Request,
     principal: UsageReader,
     account_id: uuid.UUID,
-    from_month: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
-    to_month: Annotated[str | None, Query(alias="to", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    from_month: Annotated[str | None, Query(alias="from", pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
+    to_month: Annotated[str | None, Query(alias="to", pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
 ) -> Response:
     """The account's monthly usage aggregates from `from` to `to` (YYYY-MM, both included), oldest first."""
     with reading(request) as conn:

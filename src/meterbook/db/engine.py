@@ -55,10 +55,17 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A transaction for reading; it sees one consistent snapshot and writes nothing."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
-            conn.rollback()
+        """A transaction for reading; it sees one consistent snapshot and writes nothing.
+
+        SQLite gives a snapshot to every read transaction in WAL mode; PostgreSQL needs REPEATABLE READ for it
+        (a count and the page it describes then agree even while usage is written).
+        """
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+                conn.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()
