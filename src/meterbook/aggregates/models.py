@@ -6,13 +6,15 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from meterbook.kit.money import from_scaled, to_scaled
 
 __all__ = ["Aggregate", "AggregateKey", "month_of", "split_units"]
 
 _NANOS = 10**9
+#: Enough significant digits for any product of stored units and a stored price.
+_EXACT_DIGITS = 60
 
 
 def month_of(moment: datetime) -> str:
@@ -81,7 +83,9 @@ class Aggregate:
     @property
     def total_amount(self) -> Decimal:
         """Exact: the price is part of the key, so the total is units * price with nothing rounded."""
-        return (self.number_of_units * self.price).normalize()
+        # Units (up to 28 digits) times a price (up to 19) needs more than Decimal's default 28 digits.
+        with localcontext(prec=_EXACT_DIGITS):
+            return (self.number_of_units * self.price).normalize()
 
     @staticmethod
     def units_of(whole: int, nanos: int) -> Decimal:

@@ -38,7 +38,7 @@ def add_increments(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     statement = statement.on_conflict_do_update(
         index_elements=["id"],
         set_={
-            "units_whole": monthly_aggregates.c.units_whole + statement.excluded.units_whole + nanos / _NANOS,
+            "units_whole": monthly_aggregates.c.units_whole + statement.excluded.units_whole + nanos // _NANOS,
             "units_nanos": nanos % _NANOS,
             "event_count": monthly_aggregates.c.event_count + statement.excluded.event_count,
         },

@@ -105,6 +105,10 @@ class Verification:
     differences: list[str]
 
 
+def _plain(amount: Decimal) -> str:
+    return format(amount.normalize(), "f")
+
+
 def verify(conn: Connection) -> Verification:
     """Recompute every aggregate from the raw events and report each one that differs."""
     recomputed: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
@@ -120,10 +124,11 @@ def verify(conn: Connection) -> Verification:
         if units != stored_units or events != row.event_count:
             differences.append(
                 f"aggregate {row.id} (account {row.account_id}, {row.product_id}, {row.month}): "
-                f"stored {stored_units} units from {row.event_count} events, recomputed {units} from {events}"
+                f"stored {_plain(stored_units)} units from {row.event_count} events, "
+                f"recomputed {_plain(units)} from {events}"
             )
     for aggregate_id, (units, events) in recomputed.items():
-        differences.append(f"aggregate {aggregate_id} is missing: {events} events with {units} units name it")
+        differences.append(f"aggregate {aggregate_id} is missing: {events} events with {_plain(units)} units name it")
     return Verification(checked=checked, differences=differences)
 
 
