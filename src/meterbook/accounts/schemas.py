@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from meterbook.kit.fields import INT64_MAX, CurrencyCode, InputModel, Money, Name, Utc
+from meterbook.kit.fields import INT64_MAX, CurrencyCode, InputModel, Money, Name, Utc, WholeNumber
 
 __all__ = [
     "AccountCreate",
@@ -50,8 +50,8 @@ class AccountSettings(InputModel):
     branding: Branding = Branding()
     commitment: Commitment = Commitment()
     contract_started_at: Utc | None = Field(default=None, description="Default: when the account was created.")
-    net_terms_days: int = Field(default=30, ge=0, le=365)
-    credit_min: int = Field(default=0, ge=-INT64_MAX, le=INT64_MAX)
+    net_terms_days: WholeNumber = Field(default=30, ge=0, le=365)
+    credit_min: WholeNumber = Field(default=0, ge=-INT64_MAX, le=INT64_MAX)
     stripe_customer_id: Annotated[str, StringConstraints(max_length=255)] | None = None
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, StringConstraints
 
-from meterbook.kit.fields import INT64_MAX, InputModel
+from meterbook.kit.fields import INT64_MAX, InputModel, WholeNumber
 
 __all__ = ["FEATURE_NAME", "FeaturePut", "LimitPut"]
 
@@ -16,7 +16,7 @@ FEATURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$"
 
 class FeaturePut(InputModel):
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
-    default_limit: int | None = Field(
+    default_limit: WholeNumber | None = Field(
         default=None,
         ge=0,
         le=INT64_MAX,
@@ -27,4 +27,4 @@ class FeaturePut(InputModel):
 
 
 class LimitPut(InputModel):
-    limit: int | None = Field(ge=0, le=INT64_MAX, description="This account's limit; null for unlimited.")
+    limit: WholeNumber | None = Field(ge=0, le=INT64_MAX, description="This account's limit; null for unlimited.")

@@ -6,12 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from meterbook.kit.money import MONEY_SCALE, is_currency
 from meterbook.kit.time import as_utc
 
-__all__ = ["INT64_MAX", "MAX_MONEY", "CurrencyCode", "InputModel", "Money", "Name", "Utc"]
+__all__ = ["INT64_MAX", "MAX_MONEY", "CurrencyCode", "InputModel", "Money", "Name", "Utc", "WholeNumber"]
 
 INT64_MAX = 2**63 - 1
 #: The largest unrounded amount: what fits a 64-bit integer at meterbook's money scale, rounded down.
@@ -47,6 +47,15 @@ def _money_digits(amount: Decimal) -> Decimal:
     return amount
 
 
+def _not_a_boolean(value: object) -> object:
+    # JSON true is not the number 1, whatever Python thinks.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    return value
+
+
+#: A JSON integer (a whole-valued number such as 5.0 too); never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Utc = Annotated[AwareDatetime, AfterValidator(_utc)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]

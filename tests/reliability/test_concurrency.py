@@ -1,0 +1,291 @@
+"""Invariants 1 and 4 under real parallelism: a real HTTP server, many requests at the same instant.
+
+The server is uvicorn in a background thread over the test's database (both backends); on PostgreSQL
+the credit race is also run against ``meterbook serve --workers 2``, two processes that share nothing
+but the database, so only row-level locking can keep the balance right.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+
+from meterbook.app import create_app
+from meterbook.db.tables import credit_transactions, usage_events
+
+PARALLEL = 40
+GRANT = 100
+DEBIT = 7
+STORM_COPIES = 20
+STORM_EVENTS = 200
+MEMBER_BIN = Path(sys.executable).parent / "meterbook"
+
+
+# --- servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(base_url: str, alive: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert alive(), "the server stopped before it answered /healthz"
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"{base_url} did not answer /healthz within {timeout} s")
+
+
+@contextmanager
+def threaded_server(settings: Any, database: Any) -> Iterator[str]:
+    """uvicorn serving the app over the test database in a background thread; its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app=create_app(settings, database), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, thread.is_alive)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the server thread did not stop"
+
+
+@pytest.fixture
+def server(settings, database):
+    with threaded_server(settings, database) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def two_process_server(database_url, tmp_path):
+    """``meterbook serve --workers 2`` on the test database, always stopped (with its workers) at the end."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "METERBOOK_DATABASE_URL": database_url,
+        "METERBOOK_LOG_LEVEL": "warning",
+        "METERBOOK_POOL_SIZE": "5",
+    }
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [str(MEMBER_BIN), "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_healthy(base_url, lambda: process.poll() is None, timeout=60)
+        except BaseException:
+            log.flush()
+            print((tmp_path / "serve.log").read_text(errors="replace"))
+            raise
+        yield base_url, process.pid
+    finally:
+        _stop_group(process)
+        log.close()
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """End the server process and its workers: they share the session (and group) we started it in."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+    # Workers may outlive a supervisor that was killed; the group id is the supervisor's pid.
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def group_members(group_id: int) -> list[int]:
+    """The live processes of a process group (Linux: read from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if os.getpgid(int(entry.name)) == group_id and "Z" not in _state(entry):
+                    members.append(int(entry.name))
+    return members
+
+
+def _state(entry: Path) -> str:
+    return entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+class Api:
+    """A tenant on a running server, called over real HTTP."""
+
+    def __init__(self, base_url: str, platform_key: str) -> None:
+        self.base_url = base_url
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            response = http.post("/v1/organizations", json={"name": "Race"}, headers=self._auth(platform_key))
+            assert response.status_code == 201, response.text
+            self.organization_id = uuid.UUID(response.json()["id"])
+            self.key = response.json()["api_key"]["key"]
+            response = http.post("/v1/accounts", json={"name": "Racer", "credit_min": 0}, headers=self.headers)
+            assert response.status_code == 201, response.text
+            self.account_id = response.json()["id"]
+
+    @staticmethod
+    def _auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._auth(self.key)
+
+    def call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        with httpx.Client(base_url=self.base_url, timeout=60) as http:
+            return http.request(method, path, json=json, headers=self.headers)
+
+    def grant(self, amount: int) -> None:
+        response = self.call("POST", f"/v1/accounts/{self.account_id}/credits", {"id": "seed", "amount": amount})
+        assert response.status_code == 201, response.text
+
+    def balance(self) -> int:
+        response = self.call("GET", f"/v1/accounts/{self.account_id}/credits")
+        assert response.status_code == 200, response.text
+        return int(response.json()["balance"])
+
+    def transactions(self) -> list[dict[str, Any]]:
+        response = self.call("GET", f"/v1/accounts/{self.account_id}/credits/transactions")
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()["transactions"]
+        return found
+
+    def all_at_once(self, bodies: list[Any]) -> list[httpx.Response]:
+        """POST every body to /v1/events at the same instant, each on its own connection."""
+        barrier = threading.Barrier(len(bodies))
+
+        def send(body: Any) -> httpx.Response:
+            with httpx.Client(base_url=self.base_url, timeout=120, headers=self.headers) as http:
+                barrier.wait(timeout=30)
+                return http.post("/v1/events", json=body)
+
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            return list(pool.map(send, bodies))
+
+
+def credit_event(account_id: str, amount: int) -> dict[str, Any]:
+    return {"id": f"race-{uuid.uuid4().hex}", "account_id": account_id, "type": "credit", "quantity": amount}
+
+
+def run_the_race(api: Api, database: Any) -> None:
+    """100 credits, 40 simultaneous debits of 7: exactly 14 pass, the balance ends at exactly 2."""
+    api.grant(GRANT)
+    replies = api.all_at_once([[credit_event(api.account_id, DEBIT)] for _ in range(PARALLEL)])
+    statuses = Counter(reply.status_code for reply in replies)
+    winners = GRANT // DEBIT
+    assert statuses == {200: winners, 400: PARALLEL - winners}, [reply.text for reply in replies]
+    for reply in replies:
+        if reply.status_code == 200:
+            assert reply.json() == {"accepted": 1, "duplicates": 0}
+        else:
+            body = reply.json()
+            assert body["error"] == "BAD_REQUEST"
+            assert "insufficient credits" in body["note"]
+    assert api.balance() == GRANT - winners * DEBIT
+    usages = [t for t in api.transactions() if t["kind"] == "usage"]
+    assert len(usages) == winners
+    assert all(t["amount"] == DEBIT for t in usages)
+    with database.read() as conn:
+        stored = conn.execute(
+            select(func.count()).where(
+                credit_transactions.c.organization_id == api.organization_id, credit_transactions.c.kind == "usage"
+            )
+        ).scalar_one()
+        events = conn.execute(
+            select(func.count()).where(usage_events.c.organization_id == api.organization_id)
+        ).scalar_one()
+    assert stored == winners
+    assert events == winners  # a refused debit leaves no event behind
+
+
+# --- the tests -------------------------------------------------------------------------------------
+
+
+class TestCreditRace:
+    def test_parallel_debits_never_overspend(self, server, platform_key, database):
+        run_the_race(Api(server, platform_key), database)
+
+
+class TestDuplicateStorm:
+    def test_the_same_batch_twenty_times_at_once_is_applied_once(self, server, platform_key, database):
+        api = Api(server, platform_key)
+        response = api.call("PUT", "/v1/products/P1", {"description": "Calls", "unit_price": "0.25"})
+        assert response.status_code == 201, response.text
+        api.grant(1000)
+        batch: list[dict[str, Any]] = []
+        for i in range(STORM_EVENTS):
+            if i % 2:
+                batch.append(credit_event(api.account_id, 3))
+            else:
+                batch.append(
+                    {
+                        "id": f"storm-{i}",
+                        "account_id": api.account_id,
+                        "type": "metered",
+                        "product_id": "P1",
+                        "quantity": "1.5",
+                    }
+                )
+        replies = api.all_at_once([batch] * STORM_COPIES)
+        assert [reply.status_code for reply in replies] == [200] * STORM_COPIES, [r.text for r in replies]
+        bodies = [reply.json() for reply in replies]
+        assert all(body["accepted"] + body["duplicates"] == STORM_EVENTS for body in bodies), bodies
+        assert sum(body["accepted"] for body in bodies) == STORM_EVENTS
+        assert sum(body["duplicates"] for body in bodies) == STORM_EVENTS * (STORM_COPIES - 1)
+        with database.read() as conn:
+            rows = conn.execute(
+                select(usage_events.c.id).where(usage_events.c.organization_id == api.organization_id)
+            ).all()
+        assert sorted(row.id for row in rows) == sorted(event["id"] for event in batch)
+        credits = STORM_EVENTS // 2
+        assert api.balance() == 1000 - 3 * credits
+        assert len([t for t in api.transactions() if t["kind"] == "usage"]) == credits
+
+
+class TestAcrossProcesses:
+    @pytest.mark.parametrize("backend", ["postgresql"])
+    def test_the_race_through_two_server_processes(self, backend, two_process_server, platform_key, database):
+        base_url, group = two_process_server
+        # The supervisor and its two workers (and possibly a resource tracker) are all alive.
+        assert len(group_members(group)) >= 3, group_members(group)
+        run_the_race(Api(base_url, platform_key), database)
