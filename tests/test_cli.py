@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Table, func, inspect, select
 from typer.testing import CliRunner
 
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Principal
+from meterbook.app import create_app
+from meterbook.catalog import service as catalog
 from meterbook.cli import app
+from meterbook.config import Settings
 from meterbook.db import Database
 from meterbook.db.tables import accounts as accounts_table
-from meterbook.db.tables import api_keys, metadata, organizations, projects
+from meterbook.db.tables import (
+    api_keys,
+    credit_balances,
+    credit_transactions,
+    feature_limits,
+    feature_usage,
+    features,
+    metadata,
+    monthly_aggregates,
+    organizations,
+    product_prices,
+    products,
+    projects,
+    usage_events,
+)
 from meterbook.errors import InvalidAuthorization
+from meterbook.features import service as features_service
+from meterbook.ledger import service as ledger
 
 TOKEN = re.compile(r"mbk_[0-9a-f]{32}_[0-9a-f]{48}")
 UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -227,3 +249,101 @@ class TestDemo:
         assert match is not None, output
         with database.read() as conn:
             assert conn.execute(select(organizations.c.id)).scalars().all() == [uuid.UUID(match.group(1))]
+
+
+class TestDemoUsage:
+    """The demo's catalog, features, credits and usage: written through the services, and only once."""
+
+    def test_account_has_credits_and_feature_usage(self, runner: CliRunner, database: Database) -> None:
+        account = authenticate(database, labelled_token(run_demo(runner), "account key"))
+        assert account.account_id is not None
+        with database.read() as conn:
+            balance = ledger.balance(conn, account, account.account_id)
+            usages = {item.name: item for item in features_service.usages(conn, account)}
+        assert balance.balance > 0
+        assert {"cohort.max_count", "api.monthly_calls", "seats"} <= set(usages)
+        assert usages["cohort.max_count"].limit == 10
+        assert usages["api.monthly_calls"].limit == 100_000
+        assert 0 < usages["cohort.max_count"].usage <= 10
+        # The account's own seat limit (an override) lets it use more than the default 25.
+        assert usages["seats"].limit == 50
+        assert 25 < usages["seats"].usage <= 50
+
+    def test_catalog_has_three_products_and_a_dated_price(self, runner: CliRunner, database: Database) -> None:
+        organization = authenticate(database, labelled_token(run_demo(runner), "organization key"))
+        with database.read() as conn:
+            found = {product.product_id: product for product in catalog.list_products(conn, organization)}
+            defined = features_service.list_features(conn, organization)
+        assert len(found) == 3
+        assert {product.type for product in found.values()} == {"CALL", "API_REQUEST", "MESSAGE"}
+        calls = found["TD-USG-TEL-UG-102213"]
+        assert (calls.unit, calls.description) == ("minute", "Inbound calls — US toll-free")
+        assert [price.unit_price for price in calls.prices] == [Decimal("0.06"), Decimal("0.067")]
+        assert {(feature.name, feature.reset) for feature in defined} == {
+            ("cohort.max_count", "never"),
+            ("api.monthly_calls", "monthly"),
+            ("seats", "never"),
+        }
+
+    def test_usage_spans_three_months_in_the_past(self, runner: CliRunner, database: Database) -> None:
+        run_demo(runner)
+        with database.read() as conn:
+            rows = conn.execute(select(usage_events.c.kind, usage_events.c.occurred_at)).all()
+            received = conn.execute(select(func.max(usage_events.c.received_at))).scalar_one()
+        assert {row.kind for row in rows} == {"metered", "credit", "feature"}
+        assert all(row.occurred_at <= received for row in rows)
+        assert len({(row.occurred_at.year, row.occurred_at.month) for row in rows}) >= 2
+
+    def test_second_run_adds_nothing(self, runner: CliRunner, database: Database) -> None:
+        tables = (
+            usage_events,
+            credit_transactions,
+            credit_balances,
+            products,
+            product_prices,
+            features,
+            feature_limits,
+            feature_usage,
+            monthly_aggregates,
+        )
+        first = authenticate(database, labelled_token(run_demo(runner), "account key"))
+        assert first.account_id is not None
+        before = {table.name: count(database, table) for table in tables}
+        with database.read() as conn:
+            balance = ledger.balance(conn, first, first.account_id).balance
+            feature_usages = features_service.usages(conn, first)
+        assert before["usage_events"] > 0
+        output = run_demo(runner)
+        assert {table.name: count(database, table) for table in tables} == before
+        with database.read() as conn:
+            assert ledger.balance(conn, first, first.account_id).balance == balance  # type: ignore[arg-type]
+            assert features_service.usages(conn, first) == feature_usages
+        assert "all there already" in output
+
+    def test_new_curl_examples_work(self, runner: CliRunner, database_file: Path, database: Database) -> None:
+        output = run_demo(runner)
+        organization_key = labelled_token(output, "organization key")
+        account_key = labelled_token(output, "account key")
+        curls = [line.strip() for line in output.splitlines() if line.strip().startswith("curl ")]
+        credits = next(line for line in curls if "/credits " in line)
+        usages = next(line for line in curls if "/v1/usages " in line)
+        events = next(line for line in curls if "-X POST $MB/v1/events " in line)
+        assert account_key in usages
+        body = re.search(r"-d '(.*)'$", events)
+        assert body is not None, events
+        settings = Settings(database_url=f"sqlite:///{database_file}", migrate_on_start=False)
+        with TestClient(create_app(settings, database)) as client:
+            path = re.search(r"\$MB(\S+)", credits)
+            assert path is not None
+            response = client.get(path.group(1), headers={"Authorization": f"Bearer {organization_key}"})
+            assert response.status_code == 200, response.text
+            assert response.json()["balance"] > 0
+            response = client.get("/v1/usages", headers={"Authorization": f"Bearer {account_key}"})
+            assert response.status_code == 200, response.text
+            assert any(item["usage"] > 0 for item in response.json())
+            headers = {"Authorization": f"Bearer {organization_key}", "Content-Type": "application/json"}
+            for expected in ({"accepted": 1, "duplicates": 0}, {"accepted": 0, "duplicates": 1}):
+                response = client.post("/v1/events", content=body.group(1), headers=headers)
+                assert response.status_code == 200, response.text
+                assert response.json() == expected
+        assert json.loads(body.group(1))[0]["type"] == "metered"

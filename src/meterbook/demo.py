@@ -1,20 +1,28 @@
 """``meterbook demo``: a believable organization to try every call against, and a guide to calling it.
 
-Running it again reuses the demo organization and mints fresh keys (keys are shown only once).
+Besides the organization, its accounts, a subaccount and projects, the demo defines features with limits
+(and one account's override), a small product catalog with a dated price change, credit grants, and three
+months of metered, credit and feature usage, all through the services, as any other caller would.
+
+Running it again reuses the demo organization and mints fresh keys (keys are shown only once); everything
+else is written idempotently: grants and events carry fixed ids, and their content is dated from the
+organization's creation, so a second run sends exactly the same grants and events and adds nothing.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, Literal
 
 from rich.console import Console
 from sqlalchemy import Connection
 
 from meterbook.accounts import service as accounts
-from meterbook.accounts.models import Account
+from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.schemas import (
     AccountCreate,
     Branding,
@@ -23,10 +31,30 @@ from meterbook.accounts.schemas import (
     OrganizationCreate,
     ProjectCreate,
 )
+from meterbook.catalog import service as catalog
+from meterbook.catalog.schemas import ProductPut
+from meterbook.features import service as features
+from meterbook.features.schemas import FeaturePut
+from meterbook.ledger import service as ledger
+from meterbook.ledger.schemas import CreditGrant
+from meterbook.usage import service as usage
+from meterbook.usage.schemas import EventIn
 
 __all__ = ["DemoData", "print_guide", "seed"]
 
 DEMO_ORGANIZATION = "Acme Cloud (meterbook demo)"
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """What the demo's catalog and usage amount to, for the guide."""
+
+    products: list[tuple[str, str, Decimal | None]]
+    features: list[tuple[str, int | None, str]]
+    events: int
+    new_events: int
+    first_event: datetime
+    last_event: datetime
 
 
 @dataclass
@@ -37,13 +65,40 @@ class DemoData:
     read_only_key: str
     accounts: list[Account] = field(default_factory=list)
     reused: bool = False
+    usage: UsageSummary | None = None
+
+
+#: The account names the usage is written for (the demo creates them; renamed or archived ones are skipped).
+GLOBEX, INITECH, UMBRELLA, GLOBEX_EU = "Globex Corporation", "Initech", "Umbrella Labs", "Globex Europe"
+CALLS, API_CALLS, SMS = "TD-USG-TEL-UG-102213", "TD-USG-API-UG-100410", "TD-USG-SMS-UG-103001"
+#: When the call product's first price took effect (or the start of the usage, if that is earlier).
+FIRST_PRICE_FROM = datetime(2026, 6, 1, tzinfo=UTC)
+FEATURES: list[tuple[str, str, int | None, Literal["never", "monthly"]]] = [
+    ("cohort.max_count", "Cohorts an account may keep at once", 10, "never"),
+    ("api.monthly_calls", "API calls per calendar month", 100_000, "monthly"),
+    ("seats", "Named users", 25, "never"),
+]
+#: One account's override: Globex has bought more seats than the default allows.
+SEATS_OVERRIDE = (GLOBEX, "seats", 50)
+#: Credits granted once per account (the grant id names the account, so a second run grants nothing).
+GRANTS = {
+    GLOBEX: (20_000, "purchase"),
+    INITECH: (5_000, "grant"),
+    UMBRELLA: (2_000, "grant"),
+    GLOBEX_EU: (3_000, "grant"),
+}
+
+
+def _month_start(moment: datetime, months_back: int = 0) -> datetime:
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months_back, 12)
+    return datetime(year, month + 1, 1, tzinfo=UTC)
 
 
 def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate]:
     if parent_of_sub is not None:
         return [
             AccountCreate(
-                name="Globex Europe",
+                name=GLOBEX_EU,
                 parent_account_id=parent_of_sub,
                 currency="EUR",
                 email="billing-eu@globex.example",
@@ -51,20 +106,180 @@ def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate
         ]
     return [
         AccountCreate(
-            name="Globex Corporation",
+            name=GLOBEX,
             email="billing@globex.example",
             commitment=Commitment(monthly_cost=Decimal("1500"), renewal_date=datetime(2027, 1, 1, tzinfo=UTC)),
             contract_started_at=datetime(2026, 1, 1, tzinfo=UTC),
             stripe_customer_id="cus_DemoGlobex01",
         ),
-        AccountCreate(name="Initech", email="ap@initech.example", currency="EUR", net_terms_days=45),
+        AccountCreate(name=INITECH, email="ap@initech.example", currency="EUR", net_terms_days=45),
         AccountCreate(
-            name="Umbrella Labs",
+            name=UMBRELLA,
             email="finance@umbrella.example",
             credit_min=-500,
             branding=Branding(suppress_from_reports=True),
         ),
     ]
+
+
+def _put_catalog(conn: Connection, org: Principal, anchor: datetime) -> None:
+    """Three products; calls changed price at the start of last month, so the usage shows both prices."""
+    first_from = min(FIRST_PRICE_FROM, _month_start(anchor, 2))
+
+    def calls(price: str, effective_from: datetime) -> ProductPut:
+        return ProductPut(
+            description="Inbound calls — US toll-free",
+            type="CALL",
+            unit="minute",
+            aggr_product_id="TD-USG-TEL",
+            wallet_name="usage",
+            unit_price=Decimal(price),
+            price_effective_from=effective_from,
+        )
+
+    catalog.put_product(conn, org, CALLS, calls("0.06", first_from))
+    catalog.put_product(conn, org, CALLS, calls("0.067", _month_start(anchor, 1)))
+    catalog.put_product(
+        conn,
+        org,
+        API_CALLS,
+        ProductPut(
+            description="API requests",
+            type="API_REQUEST",
+            unit="request",
+            aggr_product_id="TD-USG-API",
+            wallet_name="usage",
+            unit_price=Decimal("0.0004"),
+            price_effective_from=first_from,
+        ),
+    )
+    catalog.put_product(
+        conn,
+        org,
+        SMS,
+        ProductPut(
+            description="Outbound SMS — US",
+            type="MESSAGE",
+            unit="message",
+            aggr_product_id="TD-USG-SMS",
+            wallet_name="usage",
+            unit_price=Decimal("0.0079"),
+            price_effective_from=first_from,
+        ),
+    )
+
+
+def _put_features(conn: Connection, org: Principal, by_name: dict[str, Account]) -> None:
+    for name, description, limit, reset in FEATURES:
+        features.put_feature(conn, org, name, FeaturePut(description=description, default_limit=limit, reset=reset))
+    account_name, feature, limit = SEATS_OVERRIDE
+    if account_name in by_name:
+        features.set_limit(conn, org, by_name[account_name].id, feature, limit)
+
+
+def _grant_credits(conn: Connection, org: Principal, by_name: dict[str, Account]) -> None:
+    for account_name, (amount, kind) in GRANTS.items():
+        account = by_name.get(account_name)
+        if account is not None:
+            grant = CreditGrant(
+                id=f"demo-grant-{account.id}",
+                amount=amount,
+                type=kind,
+                source="demo",
+                description="Prepaid credits" if kind == "purchase" else "Welcome credits",
+            )
+            ledger.grant(conn, org, account.id, grant)
+
+
+def _usage_events(anchor: datetime, by_name: dict[str, Account]) -> list[EventIn]:
+    """Three months of usage up to ``anchor``, the same every time for the same anchor (the ids are fixed)."""
+    start = _month_start(anchor, 2)
+
+    def at(fraction: float) -> datetime:
+        return (start + (anchor - start) * fraction).replace(microsecond=0)
+
+    planned: list[tuple[str, dict[str, Any]]] = []
+    for account_name, scale in ((GLOBEX, 3), (UMBRELLA, 1)):
+        for k in range(40):
+            when = at((k + 0.5) / 40)
+            minutes = Decimal(scale * (1 + (k * 7) % 23)) + Decimal("0.5") * (k % 2)
+            resolution = "answered" if k % 5 else "voicemail"
+            planned.append(
+                (
+                    account_name,
+                    {"type": "metered", "product_id": CALLS, "quantity": minutes, "occurred_at": when}
+                    | {"direction": "INBOUND", "resolution": resolution, "description": "Inbound call"},
+                )
+            )
+            if k % 3 == 0:
+                requests = scale * (200 + (k * 53) % 800)
+                planned.append(
+                    (
+                        account_name,
+                        {"type": "metered", "product_id": API_CALLS, "quantity": requests, "occurred_at": when},
+                    )
+                )
+            if k % 4 == 1:
+                messages = scale * (10 + k % 30)
+                planned.append(
+                    (
+                        account_name,
+                        {"type": "metered", "product_id": SMS, "quantity": messages, "occurred_at": when}
+                        | {"direction": "OUTBOUND"},
+                    )
+                )
+    for account_name in (GLOBEX, INITECH, UMBRELLA, GLOBEX_EU):
+        for k in range(12):
+            planned.append(
+                (
+                    account_name,
+                    {"type": "credit", "quantity": 5 + (k * 13) % 40, "occurred_at": at((k + 0.25) / 12)}
+                    | {"source": "reports", "description": "Scheduled report", "user_id": f"user-{k % 4 + 1}"},
+                )
+            )
+    feature_use = [
+        (GLOBEX, "seats", 30, at(0.05)),
+        (GLOBEX, "cohort.max_count", 4, at(0.2)),
+        (GLOBEX, "cohort.max_count", -1, at(0.6)),
+        (GLOBEX, "api.monthly_calls", 42_000, _month_start(anchor, 2) + timedelta(days=10)),
+        (GLOBEX, "api.monthly_calls", 57_500, _month_start(anchor, 1) + timedelta(days=10)),
+        (GLOBEX, "api.monthly_calls", 18_250, anchor - timedelta(minutes=1)),
+        (INITECH, "seats", 8, at(0.1)),
+        (INITECH, "cohort.max_count", 2, at(0.3)),
+        (INITECH, "api.monthly_calls", 12_000, anchor - timedelta(minutes=2)),
+        (UMBRELLA, "seats", 12, at(0.15)),
+        (GLOBEX_EU, "cohort.max_count", 1, at(0.5)),
+    ]
+    for account_name, feature, count, when in feature_use:
+        planned.append((account_name, {"type": "feature", "feature": feature, "quantity": count, "occurred_at": when}))
+    # Ids are numbered before accounts are looked up, so a missing account leaves the others' ids as they were.
+    return [
+        EventIn.model_validate({"id": f"demo-{n}", "account_id": by_name[account_name].id, **content})
+        for n, (account_name, content) in enumerate(planned, start=1)
+        if account_name in by_name
+    ]
+
+
+def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> UsageSummary:
+    """Catalog, features, credits and usage, each written so that a second run adds nothing."""
+    # Dated from the organization's creation (not from now), so that every run sends the same content.
+    anchor = created_at.astimezone(UTC).replace(second=0, microsecond=0)
+    by_name = {account.name: account for account in accounts.list_accounts(conn, org) if account.archived_at is None}
+    _put_catalog(conn, org, anchor)
+    _put_features(conn, org, by_name)
+    _grant_credits(conn, org, by_name)
+    events = _usage_events(anchor, by_name)
+    accepted = usage.ingest(conn, org, events).accepted if events else 0
+    dates = [event.occurred_at for event in events if event.occurred_at is not None] or [anchor]
+    now = datetime.now(UTC)
+    return UsageSummary(
+        products=[(p.product_id, p.description, p.price_at(now)) for p in catalog.list_products(conn, org)],
+        features=[(f.name, f.default_limit, f.reset) for f in features.list_features(conn, org)],
+        events=len(events),
+        new_events=accepted,
+        first_event=min(dates),
+        last_event=max(dates),
+    )
 
 
 def seed(conn: Connection) -> DemoData:
@@ -84,18 +299,19 @@ def seed(conn: Connection) -> DemoData:
                 conn, org, ProjectCreate(name=name, billing_account_id=billed.id if billed else None)
             )
         account_key = top[0].api_key or ""
-        organization_id, reused = organization.id, False
+        organization_id, created_at, reused = organization.id, organization.created_at, False
     else:
         org_key = accounts.create_organization_key(conn, existing.id, "demo organization key").token
         org = accounts.authenticate(conn, org_key)
         globex = accounts.list_accounts(conn, org)[0]
         account_key = accounts.create_key(conn, org, KeyCreate(account_id=globex.id, name="demo account key")).token
-        organization_id, reused = existing.id, True
+        organization_id, created_at, reused = existing.id, existing.created_at, True
     read_only = accounts.create_key(
         conn,
         org,
         KeyCreate(name="demo read-only key", scopes=["accounts:read", "billing:read", "usage:read"]),
     ).token
+    summary = _seed_usage(conn, org, created_at)
     return DemoData(
         organization_id=organization_id,
         organization_key=org_key,
@@ -103,6 +319,7 @@ def seed(conn: Connection) -> DemoData:
         read_only_key=read_only,
         accounts=accounts.list_accounts(conn, org),
         reused=reused,
+        usage=summary,
     )
 
 
@@ -118,6 +335,8 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
     for account in demo.accounts:
         parent = f"  subaccount of {account.parent_account_id}" if account.parent_account_id else ""
         line(f"  account           {account.id}  {account.name} ({account.currency}){parent}")
+    if demo.usage is not None:
+        _print_usage(line, demo.usage)
     console.print("\n[bold]Keys[/bold] (shown only now; meterbook stores only their hashes):")
     line(f"  organization key  {demo.organization_key}")
     line(f"  account key       {demo.account_key}  ({first.name})")
@@ -135,7 +354,37 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         f'curl -s -X PATCH $MB/v1/accounts/{first.id} -H "Authorization: Bearer $KEY" '
         '-H "Content-Type: application/merge-patch+json" -d \'{"branding": {"suppress_from_reports": true}}\'',
         'curl -s $MB/v1/projects -H "Authorization: Bearer $KEY"',
+        f'curl -s $MB/v1/accounts/{first.id}/credits -H "Authorization: Bearer $KEY"',
+        f'curl -s $MB/v1/usages -H "Authorization: Bearer {demo.account_key}"',
+        'curl -s -X POST $MB/v1/events -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" '
+        f'-d \'[{{"id": "try-1", "account_id": "{first.id}", "type": "metered", "product_id": "{CALLS}", '
+        '"quantity": "2.5", "direction": "INBOUND"}]\'',
+        "# (send that one twice: the second reply counts it among the duplicates, and nothing changes)",
+        f'curl -s "$MB/v1/accounts/{first.id}/usage?from=2026-01&to=2027-12" -H "Authorization: Bearer $KEY"',
+        "# Talkdesk dialect: monthly usage aggregates, filtered",
+        'curl -s -G $MB/express/usage/month -H "Authorization: Bearer $KEY" '
+        f"--data-urlencode \"filter=account_id eq '{first.id}' and month ge '2026-01'\" "
+        "--data-urlencode order_by=month:asc",
+        "# Frontier dialect: credit balance and transactions",
+        f"curl -s $MB/v1beta1/organizations/{demo.organization_id}/billing/{first.id}/balance "
+        '-H "Authorization: Bearer $KEY"',
+        f"curl -s $MB/v1beta1/organizations/{demo.organization_id}/billing/{first.id}/transactions "
+        '-H "Authorization: Bearer $KEY"',
     ]
     for example in examples:
         line(f"  {example}")
     line()
+
+
+def _print_usage(line: Callable[[str], None], summary: UsageSummary) -> None:
+    for product_id, description, price in summary.products:
+        shown = "no price yet" if price is None else f"{price} per unit"
+        line(f"  product           {product_id}  {description} ({shown})")
+    for name, limit, reset in summary.features:
+        shown = "unlimited" if limit is None else f"limit {limit}" + (" a month" if reset == "monthly" else "")
+        line(f"  feature           {name} ({shown})")
+    added = f"{summary.new_events} added now" if summary.new_events else "all there already"
+    line(
+        f"  usage             {summary.events} events from {summary.first_event:%Y-%m-%d} "
+        f"to {summary.last_event:%Y-%m-%d} ({added})"
+    )
