@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
+from functools import cached_property
 
 from meterbook.kit.money import from_scaled, to_scaled
 
@@ -18,7 +19,7 @@ _EXACT_DIGITS = 60
 
 
 def month_of(moment: datetime) -> str:
-    return moment.strftime("%Y-%m")
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class AggregateKey:
     wallet_name: str
     price: Decimal
 
-    @property
+    @cached_property
     def id(self) -> str:
         """32 hex digits that stay the same for this key for ever (the Talkdesk dialect's usage id)."""
         parts = [
