@@ -6,12 +6,54 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
 from meterbook.db.tables import usage_events
 from meterbook.db.upsert import insert_for
+from meterbook.kit.money import to_scaled
 
 __all__ = ["fingerprints_of", "insert_new_events"]
+
+
+#: (column, PostgreSQL array type) in table order, for the one-statement insert below.
+_PG_COLUMNS = (
+    ("organization_id", "uuid"),
+    ("id", "text"),
+    ("account_id", "uuid"),
+    ("kind", "text"),
+    ("product_id", "text"),
+    ("feature", "text"),
+    ("quantity", "text"),
+    ("occurred_at", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("direction", "text"),
+    ("resolution", "text"),
+    ("user_id", "text"),
+    ("source", "text"),
+    ("description", "text"),
+    ("metadata", "text"),
+    ("fingerprint", "text"),
+    ("aggregate_id", "text"),
+    ("unit_price", "bigint"),
+)
+# One parameter per column, whatever the batch size: psycopg prepares it once, where a VALUES list of
+# 18 placeholders per row was a new statement for every batch (and parsing it cost more than the insert).
+# Built from the constant column list above, never from input.
+_PG_INSERT = text(
+    f"INSERT INTO usage_events ({', '.join(name for name, _ in _PG_COLUMNS)}) "  # noqa: S608
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _PG_COLUMNS)}) "
+    "ON CONFLICT (organization_id, id) DO NOTHING RETURNING id"
+)
+
+
+def _insert_new_events_postgresql(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    columns: dict[str, list[Any]] = {name: [] for name, _ in _PG_COLUMNS}
+    for row in rows:
+        for name, values in columns.items():
+            values.append(row[name])
+    # The column types' conversions, done here because the arrays bypass them.
+    columns["unit_price"] = [None if price is None else to_scaled(price) for price in columns["unit_price"]]
+    return set(conn.execute(_PG_INSERT, columns).scalars())
 
 
 def insert_new_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -21,6 +63,8 @@ def insert_new_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> se
     """
     if not rows:
         return set()
+    if conn.dialect.name == "postgresql":
+        return _insert_new_events_postgresql(conn, rows)
     statement = (
         insert_for(conn, usage_events)
         .on_conflict_do_nothing(index_elements=["organization_id", "id"])
