@@ -40,7 +40,9 @@ def put_product(conn: Connection, principal: Principal, product_id: str, data: P
     effective_from = data.price_effective_from or (now if existing else BEGINNING)
     if existing:
         repository.update_product(conn, organization_id, product_id, values)
-        if existing[0].price_at(effective_from) != data.unit_price:
+        # A dated price is always recorded (a later change may be dated before it); an undated PUT that
+        # repeats the price in force adds nothing.
+        if data.price_effective_from is not None or existing[0].price_at(effective_from) != data.unit_price:
             repository.put_price(conn, organization_id, product_id, Price(effective_from, data.unit_price))
     else:
         repository.insert_product(
