@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Final
+from typing import Final, Literal, get_args
 
-__all__ = ["USAGE_TYPES", "Price", "Product"]
+__all__ = ["USAGE_TYPES", "Price", "Product", "UsageType"]
 
 #: The usage types of the Talkdesk dialect, which every product carries.
-USAGE_TYPES: Final = (
+UsageType = Literal[
     "AMD",
     "API_REQUEST",
     "CALL",
@@ -24,7 +24,8 @@ USAGE_TYPES: Final = (
     "SPEECH_TRANSCRIPTION",
     "VOICEMAIL_TRANSCRIPTION",
     "OTHER",
-)
+]
+USAGE_TYPES: Final = get_args(UsageType)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+from meterbook.catalog.models import UsageType
 from meterbook.kit.fields import CurrencyCode, InputModel, Money, Utc
 
 __all__ = ["PRODUCT_ID", "ProductPut"]
@@ -16,21 +17,7 @@ PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
 
 class ProductPut(InputModel):
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    type: Literal[
-        "AMD",
-        "API_REQUEST",
-        "CALL",
-        "CALL_SERVICE",
-        "CREDIT_COMMIT",
-        "DIALER",
-        "MESSAGE",
-        "NUMBER",
-        "PRODUCT_SERVICE",
-        "RECHARGE",
-        "SPEECH_TRANSCRIPTION",
-        "VOICEMAIL_TRANSCRIPTION",
-        "OTHER",
-    ] = "OTHER"
+    type: UsageType = "OTHER"
     unit: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] = "unit"
     aggr_product_id: Annotated[str, StringConstraints(max_length=100)] | None = None
     wallet_name: Annotated[str, StringConstraints(max_length=100)] | None = None
