@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from meterbook.db.tables import monthly_aggregates, usage_events
 from meterbook.kit import jsontext
 from tests.conftest import bearer
+from tests.helpers import rfc3339
 
 AGGREGATE_FIELDS = {
     "id",
@@ -73,10 +74,6 @@ def product_of(units: Decimal, price: Decimal) -> Decimal:
     with localcontext() as context:
         context.prec = 100
         return units * price
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
 
 from tests.conftest import bearer
+from tests.helpers import assert_error, assert_invalid, each, ts
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 TRANSACTION_FIELDS = {
@@ -34,28 +34,6 @@ TRANSACTION_FIELDS = {
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    expected = {"error", "id", "note"} | ({"validationErrors"} if code == "VALIDATION_FAILED" else set())
-    assert set(body) == expected, body
-    assert body["error"] == code
-    uuid.UUID(body["id"])
-    assert body["note"].strip()
-    return body
-
-
-def assert_invalid(response: Any, path: str) -> dict[str, Any]:
-    body = assert_error(response, 400, "VALIDATION_FAILED")
-    assert path in [item["path"] for item in body["validationErrors"]], body
-    assert path in body["note"]
-    return body
 
 
 def grant(client: Any, key: str, account_id: str, amount: Any, **extra: Any) -> Any:
@@ -145,17 +123,6 @@ def ledger(client, tenant):
 def assert_insufficient(response: Any) -> None:
     body = assert_error(response, 400, "BAD_REQUEST")
     assert "insufficient credits" in body["note"]
-
-
-def each(cases: dict[str, Any], check: Any) -> None:
-    """Run ``check`` on every case and report every case that fails, not only the first."""
-    failures = []
-    for name, case in cases.items():
-        try:
-            check(case)
-        except AssertionError as error:
-            failures.append(f"{name}: {error}")
-    assert not failures, "\n".join(failures)
 
 
 # --- granting --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from meterbook.app import create_app
 from meterbook.db.tables import usage_events
 from meterbook.kit import jsontext
 from tests.conftest import bearer
+from tests.helpers import assert_error, assert_invalid, each, rfc3339
 
 INITIAL_CREDITS = 100
 SEATS_LIMIT = 5
@@ -60,45 +61,10 @@ def feature(account_id: str, quantity: Any, name: str = "seats", **extra: Any) -
     }
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def post_json(client: TestClient, path: str, key: str, body: Any) -> Any:
     """POST ``body`` as JSON whose Decimals are written as exact numbers (``1.0000000001``, never a float)."""
     headers = {**bearer(key), "content-type": "application/json"}
     return client.post(path, content=jsontext.dumps(body), headers=headers)
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    expected = {"error", "id", "note"} | ({"validationErrors"} if code == "VALIDATION_FAILED" else set())
-    assert set(body) == expected, body
-    assert body["error"] == code
-    uuid.UUID(body["id"])
-    assert body["note"].strip()
-    return body
-
-
-def assert_invalid(response: Any, *paths: str) -> dict[str, Any]:
-    """400 VALIDATION_FAILED, with a validation error at one of ``paths``, also named in the note."""
-    body = assert_error(response, 400, "VALIDATION_FAILED")
-    found = [item["path"] for item in body["validationErrors"]]
-    assert any(path in found for path in paths), (paths, body)
-    assert any(path in body["note"] for path in paths), body
-    return body
-
-
-def each(cases: dict[str, Any], check: Any) -> None:
-    """Run ``check`` on every case and report every case that fails, not only the first."""
-    failures = []
-    for name, case in cases.items():
-        try:
-            check(case)
-        except AssertionError as error:
-            failures.append(f"{name}: {error}")
-    assert not failures, "\n".join(failures)
 
 
 @dataclass

@@ -15,34 +15,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import bearer
+from tests.helpers import assert_error, assert_invalid, each, rfc3339, ts
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 FEATURE_FIELDS = {"name", "description", "default_limit", "reset", "created_at", "updated_at"}
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    expected = {"error", "id", "note"} | ({"validationErrors"} if code == "VALIDATION_FAILED" else set())
-    assert set(body) == expected, body
-    assert body["error"] == code
-    uuid.UUID(body["id"])
-    assert body["note"].strip()
-    return body
-
-
-def assert_invalid(response: Any, path: str) -> dict[str, Any]:
-    body = assert_error(response, 400, "VALIDATION_FAILED")
-    assert path in [item["path"] for item in body["validationErrors"]], body
-    assert path in body["note"]
-    return body
 
 
 def put_feature(client: Any, key: str, name: str, **body: Any) -> Any:
@@ -92,24 +71,9 @@ def post_events(client: Any, key: str, events: list[dict[str, Any]]) -> Any:
     return client.post("/v1/events", json=events, headers=bearer(key))
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def previous_month_noon() -> datetime:
     first = datetime.now(UTC).replace(day=1, hour=12, minute=0, second=0, microsecond=0)
     return (first - timedelta(days=1)).replace(day=1)
-
-
-def each(cases: dict[str, Any], check: Any) -> None:
-    """Run ``check`` on every case and report every case that fails, not only the first."""
-    failures = []
-    for name, case in cases.items():
-        try:
-            check(case)
-        except AssertionError as error:
-            failures.append(f"{name}: {error}")
-    assert not failures, "\n".join(failures)
 
 
 class Seats:

@@ -13,6 +13,7 @@ import pytest
 
 from meterbook.kit import jsontext
 from tests.conftest import bearer
+from tests.helpers import assert_error, assert_invalid, each, rfc3339, ts
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 PRODUCT_FIELDS = {
@@ -56,32 +57,6 @@ FULL = {
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    expected = {"error", "id", "note"} | ({"validationErrors"} if code == "VALIDATION_FAILED" else set())
-    assert set(body) == expected, body
-    assert body["error"] == code
-    uuid.UUID(body["id"])
-    assert body["note"].strip()
-    return body
-
-
-def assert_invalid(response: Any, path: str) -> dict[str, Any]:
-    body = assert_error(response, 400, "VALIDATION_FAILED")
-    assert path in [item["path"] for item in body["validationErrors"]], body
-    assert path in body["note"]
-    return body
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def put_text(client: Any, key: str, product_id: str, text: str) -> Any:
     """PUT a body written by hand, so that its numbers reach the server exactly as typed."""
     headers = {**bearer(key), "content-type": "application/json"}
@@ -106,17 +81,6 @@ def listed(client: Any, key: str) -> list[dict[str, Any]]:
 def the_product(client: Any, key: str, product_id: str) -> dict[str, Any]:
     (product,) = [p for p in listed(client, key) if p["product_id"] == product_id]
     return product
-
-
-def each(cases: dict[str, Any], check: Any) -> None:
-    """Run ``check`` on every case and report every case that fails, not only the first."""
-    failures = []
-    for name, case in cases.items():
-        try:
-            check(case)
-        except AssertionError as error:
-            failures.append(f"{name}: {error}")
-    assert not failures, "\n".join(failures)
 
 
 # --- create and change -----------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""Assertions and small conversions shared by the API tests of the `/v1` routes (Faraday's error shape)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Faraday's error shape exactly: error, id (a UUID), note, and validationErrors only on VALIDATION_FAILED."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    expected = {"error", "id", "note"} | ({"validationErrors"} if code == "VALIDATION_FAILED" else set())
+    assert set(body) == expected, body
+    assert body["error"] == code
+    uuid.UUID(body["id"])
+    assert body["note"].strip()
+    return body
+
+
+def assert_invalid(response: Any, *paths: str) -> dict[str, Any]:
+    """400 VALIDATION_FAILED, with a validation error at one of ``paths``, also named in the note."""
+    body = assert_error(response, 400, "VALIDATION_FAILED")
+    found = [item["path"] for item in body["validationErrors"]]
+    assert any(path in found for path in paths), (paths, body)
+    assert any(path in body["note"] for path in paths), body
+    return body
+
+
+def each(cases: dict[str, Any], check: Any) -> None:
+    """Run ``check`` on every case and report every case that fails, not only the first."""
+    failures = []
+    for name, case in cases.items():
+        try:
+            check(case)
+        except AssertionError as error:
+            failures.append(f"{name}: {error}")
+    assert not failures, "\n".join(failures)
