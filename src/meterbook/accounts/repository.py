@@ -27,7 +27,6 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_projects",
-    "lock_account",
     "oldest_top_level_account",
     "revoke_key",
     "update_account",
@@ -82,12 +81,6 @@ def get_account(
     statement = select(accounts, _account_key).where(accounts.c.id == account_id, _within(organization_id, path_prefix))
     row = conn.execute(statement).first()
     return None if row is None else _account(row)
-
-
-def lock_account(conn: Connection, account_id: uuid.UUID) -> None:
-    """Hold the account's row until the transaction ends (PostgreSQL); SQLite has one writer anyway."""
-    if conn.dialect.name != "sqlite":
-        conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
 
 
 def list_accounts(

@@ -11,10 +11,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from meterbook import __version__
-from meterbook.api.routing import ExactJSONResponse, reading
+from meterbook.api.routing import ExactJSONResponse, database
 
 __all__ = ["install_docs", "router"]
 
@@ -30,10 +29,9 @@ class Health(BaseModel):
 @router.get("/healthz", response_model=Health)
 def healthz(request: Request) -> ExactJSONResponse:
     """Liveness and database reachability; needs no key."""
-    with reading(request) as conn:
-        conn.execute(text("SELECT 1"))
-        backend = conn.dialect.name
-    return ExactJSONResponse({"status": "ok", "database": backend, "version": __version__})
+    db = database(request)
+    db.ping()
+    return ExactJSONResponse({"status": "ok", "database": db.dialect, "version": __version__})
 
 
 def _without_default_422(schema: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from meterbook.catalog.models import Price, Product
 from meterbook.db.tables import product_prices, products
 from meterbook.db.upsert import insert_for
 
-__all__ = ["existing_ids", "insert_product", "list_products", "put_price", "update_product"]
+__all__ = ["insert_product", "list_products", "put_price", "update_product"]
 
 
 def list_products(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str] | None = None) -> list[Product]:
@@ -37,13 +37,6 @@ def list_products(conn: Connection, organization_id: uuid.UUID, ids: Iterable[st
         )
         for row in rows
     ]
-
-
-def existing_ids(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> set[str]:
-    statement = select(products.c.product_id).where(
-        products.c.organization_id == organization_id, products.c.product_id.in_(list(ids))
-    )
-    return set(conn.execute(statement).scalars())
 
 
 def insert_product(conn: Connection, values: Mapping[str, Any]) -> None:

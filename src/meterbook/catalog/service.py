@@ -18,7 +18,7 @@ from meterbook.kit.time import utcnow
 #: Where a new product's first price starts when no date is given.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
-__all__ = ["existing_product_ids", "list_products", "products_by_id", "put_product"]
+__all__ = ["list_products", "products_by_id", "put_product"]
 
 
 def put_product(conn: Connection, principal: Principal, product_id: str, data: ProductPut) -> tuple[Product, bool]:
@@ -54,10 +54,6 @@ def put_product(conn: Connection, principal: Principal, product_id: str, data: P
 
 def list_products(conn: Connection, principal: Principal) -> list[Product]:
     return repository.list_products(conn, require_organization(principal))
-
-
-def existing_product_ids(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> set[str]:
-    return repository.existing_ids(conn, organization_id, ids)
 
 
 def products_by_id(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> dict[str, Product]:

@@ -67,6 +67,11 @@ class Database:
                 yield conn
                 conn.rollback()
 
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        with self.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -31,9 +31,11 @@ class FeatureUsage:
 
 @dataclass(frozen=True)
 class UsageDelta:
+    """One feature event to count: its period follows from the feature's reset and when it occurred."""
+
     account_id: uuid.UUID
     feature: str
-    period: str
+    occurred_at: datetime
     delta: int
 
 

@@ -74,9 +74,10 @@ def _effective_limit(
 def apply_usage(conn: Connection, organization_id: uuid.UUID, deltas: Sequence[UsageDelta]) -> None:
     """Count feature usage; if any counter would pass its limit (or go below zero), refuse the whole request."""
     totals: dict[tuple[uuid.UUID, str, str], int] = defaultdict(int)
+    defined = features_by_name(conn, organization_id, {change.feature for change in deltas})
     for change in deltas:
-        totals[(change.account_id, change.feature, change.period)] += change.delta
-    defined = features_by_name(conn, organization_id, {feature for _, feature, _ in totals})
+        period = period_of(defined[change.feature].reset, change.occurred_at)
+        totals[(change.account_id, change.feature, period)] += change.delta
     overrides = repository.limits_for(conn, {account for account, _, _ in totals})
     # A fixed order, so that concurrent requests lock counters in the same order (no deadlock on PostgreSQL).
     for (account_id, name, period), delta in sorted(totals.items(), key=lambda item: (str(item[0][0]), *item[0][1:])):

@@ -24,7 +24,7 @@ from meterbook.aggregates.service import Rating
 from meterbook.catalog import service as catalog
 from meterbook.errors import Conflict, FieldError, ValidationFailed
 from meterbook.features import service as features
-from meterbook.features.models import UsageDelta, period_of
+from meterbook.features.models import UsageDelta
 from meterbook.kit import jsontext
 from meterbook.kit.fingerprint import fingerprint
 from meterbook.kit.time import utcnow
@@ -198,22 +198,15 @@ def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequenc
         if event.type == "credit"
     ]
     ledger.debit_usage(conn, organization_id, debits)
-    feature_events = [event for event in events if event.type == "feature" and event.feature is not None]
-    if feature_events:
-        defined = features.features_by_name(
-            conn, organization_id, {event.feature for event in feature_events if event.feature}
+    feature_uses = [
+        UsageDelta(
+            account_id=event.account_id,
+            feature=event.feature,
+            occurred_at=event.occurred_at or now,
+            delta=int(event.quantity),
         )
-        features.apply_usage(
-            conn,
-            organization_id,
-            [
-                UsageDelta(
-                    account_id=event.account_id,
-                    feature=event.feature,
-                    period=period_of(defined[event.feature].reset, event.occurred_at or now),
-                    delta=int(event.quantity),
-                )
-                for event in feature_events
-                if event.feature is not None
-            ],
-        )
+        for event in events
+        if event.type == "feature" and event.feature is not None
+    ]
+    if feature_uses:
+        features.apply_usage(conn, organization_id, feature_uses)
