@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from meterbook import __version__
-from meterbook.api import faraday, frontier, metering, native, system, talkdesk
+from meterbook.api import billing, faraday, frontier, metering, native, system, talkdesk
 from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
 from meterbook.api.limits import BodySizeLimit
 from meterbook.config import Settings
@@ -65,7 +65,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.settings = settings
     install_error_handlers(app, ERROR_DIALECTS, DEFAULT_ERRORS)
-    for router in (system.router, faraday.router, native.router, metering.router, frontier.router, talkdesk.router):
+    for router in (
+        system.router,
+        faraday.router,
+        native.router,
+        metering.router,
+        billing.router,
+        frontier.router,
+        talkdesk.router,
+    ):
         app.include_router(router)
     system.install_docs(app)
     app.add_middleware(

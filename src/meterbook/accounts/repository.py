@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from meterbook.accounts.models import Account, ApiKey, Organization, Project
@@ -27,7 +27,9 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_projects",
+    "lock_accounts",
     "oldest_top_level_account",
+    "reachable_ids",
     "revoke_key",
     "update_account",
 ]
@@ -65,6 +67,26 @@ def _within(organization_id: uuid.UUID, path_prefix: str | None) -> ColumnElemen
         # Paths are hex ids joined by "/", so a prefix match is exact; LIKE wildcards cannot occur.
         condition = and_(condition, accounts.c.path.startswith(path_prefix, autoescape=True))
     return condition
+
+
+def reachable_ids(organization_id: uuid.UUID, path_prefix: str | None) -> Select[Any]:
+    """The ids of the accounts a key reaches, as a subquery other domains' statements filter by."""
+    return select(accounts.c.id).where(_within(organization_id, path_prefix))
+
+
+def lock_accounts(conn: Connection, account_ids: Sequence[uuid.UUID]) -> None:
+    """Serialize money movements per account on PostgreSQL (SQLite has one writer).
+
+    ``FOR NO KEY UPDATE`` does not block the key-share locks that inserting usage takes on the account.
+    """
+    if conn.dialect.name == "postgresql" and account_ids:
+        conn.execute(
+            select(accounts.c.id)
+            .where(accounts.c.id.in_(account_ids))
+            # One order for every locker: no deadlocks.
+            .order_by(accounts.c.id)
+            .with_for_update(key_share=True)
+        )
 
 
 def _account(row: Row[Any]) -> Account:

@@ -61,6 +61,8 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_projects",
+    "lock_accounts",
+    "organization_accounts",
     "organization_named",
     "revoke_key",
     "update_account",
@@ -253,6 +255,16 @@ def current_account(conn: Connection, principal: Principal) -> Account:
 def list_accounts(conn: Connection, principal: Principal, ids: Sequence[uuid.UUID] | None = None) -> list[Account]:
     """Every account the key reaches, oldest first; ``ids`` narrows the list (ids out of reach are left out)."""
     return repository.list_accounts(conn, *within(principal), ids=ids)
+
+
+def organization_accounts(conn: Connection, organization_id: uuid.UUID) -> list[Account]:
+    """Every account of the organization, oldest first: what a billing run walks (no key involved)."""
+    return repository.list_accounts(conn, organization_id, None)
+
+
+def lock_accounts(conn: Connection, account_ids: Sequence[uuid.UUID]) -> None:
+    """Serialize the money movements of these accounts with any other transaction's (PostgreSQL)."""
+    repository.lock_accounts(conn, account_ids)
 
 
 def _reachable_reference(conn: Connection, principal: Principal, account_id: uuid.UUID, path: str) -> Account:

@@ -20,6 +20,7 @@ __all__ = [
     "aggregates_query",
     "count",
     "fetch",
+    "month_aggregates",
     "page_of",
     "recompute_rows",
     "search_query",
@@ -91,6 +92,11 @@ def account_aggregates(
         statement = statement.where(monthly_aggregates.c.month <= last)
     statement = statement.order_by(monthly_aggregates.c.month, monthly_aggregates.c.product_id, monthly_aggregates.c.id)
     return fetch(conn, statement)
+
+
+def month_aggregates(conn: Connection, organization_id: uuid.UUID, month: str) -> list[Aggregate]:
+    statement = aggregates_query(organization_id).where(monthly_aggregates.c.month == month)
+    return fetch(conn, statement.order_by(monthly_aggregates.c.account_id, monthly_aggregates.c.product_id))
 
 
 def fetch(conn: Connection, statement: Select[Any]) -> list[Aggregate]:

@@ -19,7 +19,17 @@ from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split
 from meterbook.catalog.models import Product
 from meterbook.errors import Forbidden, InvalidInput
 
-__all__ = ["NOT_AUTHORIZED_FOR_ACCOUNTS", "Rating", "Verification", "account_usage", "add", "rate", "search", "verify"]
+__all__ = [
+    "NOT_AUTHORIZED_FOR_ACCOUNTS",
+    "Rating",
+    "Verification",
+    "account_usage",
+    "add",
+    "month_usage",
+    "rate",
+    "search",
+    "verify",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,11 @@ def rate(
         price=price,
     )
     return Rating(key=key, quantity=quantity)
+
+
+def month_usage(conn: Connection, organization_id: uuid.UUID, month: str) -> list[Aggregate]:
+    """Every aggregate of the organization in ``month`` (what a billing run invoices)."""
+    return repository.month_aggregates(conn, organization_id, month)
 
 
 def add(conn: Connection, ratings: Sequence[Rating]) -> None:

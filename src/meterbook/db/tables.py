@@ -1,7 +1,8 @@
 """Every table, as SQLAlchemy Core metadata. Migrations create them; a test checks the two agree.
 
 Conventions: UUID primary keys; timestamps are :class:`UtcDateTime`; money is :class:`FixedDecimal`
-(integers of 10**-9); integer credits are ``BigInteger``. Only repositories import this module.
+(integers of 10**-9, or of 10**-4 for amounts already rounded to a currency's minor unit, which is
+never finer than four digits); integer credits are ``BigInteger``. Only repositories import this module.
 """
 
 from __future__ import annotations
@@ -25,15 +26,21 @@ from meterbook.db.types import FixedDecimal, UtcDateTime
 __all__ = [
     "accounts",
     "api_keys",
+    "billing_history",
+    "billing_runs",
     "credit_balances",
     "credit_transactions",
     "feature_limits",
     "feature_usage",
     "features",
+    "invoice_lines",
+    "invoices",
     "ledger_entries",
     "metadata",
     "monthly_aggregates",
     "organizations",
+    "payment_allocations",
+    "payments",
     "product_prices",
     "products",
     "projects",
@@ -287,4 +294,111 @@ credit_balances = Table(
     Column("organization_id", Uuid, nullable=False),
     Column("balance", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# --- invoicing and payments ------------------------------------------------------------------------
+
+#: Amounts rounded to a currency's minor unit (at most four digits): ten thousand times more headroom than 10**-9.
+BILLED = 4
+
+billing_runs = Table(
+    "billing_runs",
+    metadata,
+    # One row per invoiced month: its presence is what refuses usage dated in that month.
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("invoice_count", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    # Sequential per organization, from 1, in the order invoices were issued.
+    Column("number", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("month", String(7), nullable=False),
+    # open | paid | void
+    Column("status", String(8), nullable=False),
+    Column("amount", FixedDecimal(BILLED), nullable=False),
+    # What payments cover now; a void gives it back to the payments it came from.
+    Column("amount_paid", FixedDecimal(BILLED), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("effective_date", UtcDateTime, nullable=False),
+    Column("due_date", UtcDateTime, nullable=False),
+    Column("paid_at", UtcDateTime, nullable=True),
+    Column("voided_at", UtcDateTime, nullable=True),
+    Index(None, "organization_id", "number", unique=True),
+    Index(None, "account_id", "month", "currency", unique=True),
+    Index(None, "organization_id", "month"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_id", Uuid, ForeignKey("invoices.id"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    # subscription (the commitment) | usage (one product)
+    Column("kind", String(16), nullable=False),
+    Column("product_id", String(100), nullable=True),
+    Column("description", String(255), nullable=False),
+    Column("quantity", FixedDecimal(), nullable=False),
+    # Null when the month's usage of the product was rated at more than one price.
+    Column("unit_price", FixedDecimal(), nullable=True),
+    # The exact sum before rounding, kept so that the rounding can be checked.
+    Column("unrounded_amount", Text, nullable=False),
+    Column("amount", FixedDecimal(BILLED), nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    # The client's id (idempotency key), or a generated UUID.
+    Column("id", String(255), primary_key=True),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", FixedDecimal(BILLED), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("date", UtcDateTime, nullable=False),
+    Column("invoice_id", Uuid, ForeignKey("invoices.id"), nullable=True),
+    Column("reference", String(255), nullable=True),
+    # What is not (or no longer) applied to any invoice; the next invoice in this currency takes it first.
+    Column("unapplied", FixedDecimal(BILLED), nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "account_id", "currency", "date"),
+)
+
+payment_allocations = Table(
+    "payment_allocations",
+    metadata,
+    Column("organization_id", Uuid, primary_key=True),
+    Column("payment_id", String(255), primary_key=True),
+    Column("invoice_id", Uuid, ForeignKey("invoices.id"), primary_key=True),
+    Column("amount", FixedDecimal(BILLED), nullable=False),
+    Index(None, "invoice_id"),
+)
+
+billing_history = Table(
+    "billing_history",
+    metadata,
+    # 32 lowercase hex digits derived from what the item records: stable for ever (the Cloudflare id).
+    Column("id", String(32), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    # charge | payment | refund
+    Column("type", String(30), nullable=False),
+    # subscription | usage | payment | void
+    Column("action", String(30), nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("amount", FixedDecimal(BILLED), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("invoice_id", Uuid, nullable=True),
+    Column("payment_id", String(255), nullable=True),
+    Index(None, "organization_id", "occurred_at"),
+    Index(None, "account_id", "occurred_at"),
 )

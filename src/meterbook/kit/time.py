@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["as_utc", "format_rfc3339", "utcnow"]
+__all__ = ["as_utc", "format_rfc3339", "month_start", "next_month", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -25,3 +25,14 @@ def format_rfc3339(moment: datetime) -> str:
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
     return text + "Z"
+
+
+def month_start(month: str) -> datetime:
+    """The first instant of a ``YYYY-MM`` month, UTC."""
+    year, number = month.split("-")
+    return datetime(int(year), int(number), 1, tzinfo=UTC)
+
+
+def next_month(month: str) -> str:
+    year, number = (int(part) for part in month.split("-"))
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"

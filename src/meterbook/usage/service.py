@@ -4,7 +4,8 @@ In one transaction: validate every reference and rate each event that names a pr
 in force when it occurred), insert the events whose ids are new (bulk, with ``ON CONFLICT DO
 NOTHING``), tell duplicates from conflicts by the content's fingerprint, then apply the new events'
 effects: monthly aggregates, credit debits (never below credit_min) and feature counts (never above
-the limit). Any refusal raises, and the caller's transaction rolls everything back.
+the limit). New events dated in an invoiced month refuse the batch (invariant 9). Any refusal
+raises, and the caller's transaction rolls everything back.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from sqlalchemy import Connection
 from meterbook.accounts.models import Principal
 from meterbook.accounts.reach import require_organization, resolve_accounts
 from meterbook.aggregates import service as aggregates
+from meterbook.aggregates.models import month_of
 from meterbook.aggregates.service import Rating
 from meterbook.catalog import service as catalog
 from meterbook.errors import Conflict, FieldError, ValidationFailed
 from meterbook.features import service as features
 from meterbook.features.models import UsageDelta
+from meterbook.invoicing import service as invoicing
 from meterbook.kit import jsontext
 from meterbook.kit.fingerprint import fingerprint
 from meterbook.kit.time import utcnow
@@ -131,6 +134,7 @@ def _check_and_rate(
 
 def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) -> IngestResult:
     organization_id = require_organization(principal)
+    invoicing.lock_usage(conn, organization_id)
     now = utcnow()
     ratings = _check_and_rate(conn, principal, organization_id, events, now)
 
@@ -177,6 +181,13 @@ def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) ->
                 raise Conflict(f"Event id {event_id!r} was already used for different content; nothing was applied.")
 
     new_events = [unique[event_id][0] for event_id in unique if event_id in inserted]
+    # Only new events: a retry of usage acknowledged before its month was invoiced is still a duplicate.
+    position = {event.id: index for index, event in reversed(list(enumerate(events)))}
+    invoicing.refuse_invoiced_months(
+        conn,
+        organization_id,
+        [(f"body.{position[event.id]}.occurred_at", month_of(event.occurred_at or now)) for event in new_events],
+    )
     aggregates.add(conn, [rating for event_id, (_, _, rating) in unique.items() if event_id in inserted and rating])
     _apply_effects(conn, organization_id, new_events, now)
     return IngestResult(accepted=len(new_events), duplicates=len(events) - len(new_events))

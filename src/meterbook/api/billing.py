@@ -1,0 +1,195 @@
+"""The native management API for money: billing runs, invoices and payments (CONTRACT §4).
+
+Errors are rendered in the Faraday shape, like the rest of ``/v1``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from meterbook.accounts.models import Principal
+from meterbook.api.auth import authorized
+from meterbook.api.faraday import ERROR_RESPONSES
+from meterbook.api.routing import DialectRoute, JsonNumber, reading, respond, writing
+from meterbook.invoicing import service as invoicing
+from meterbook.invoicing.models import BillingRun, Invoice, InvoiceLine
+from meterbook.invoicing.schemas import MONTH_PATTERN, BillingRunIn
+from meterbook.payments import service as payments
+from meterbook.payments.models import Payment
+from meterbook.payments.schemas import PaymentIn
+
+__all__ = ["InvoiceOut", "PaymentOut", "router"]
+
+router = APIRouter(prefix="/v1", tags=["billing"], route_class=DialectRoute, responses=ERROR_RESPONSES)
+
+BillingWriter = Annotated[Principal, Depends(authorized("billing:write"))]
+BillingReader = Annotated[Principal, Depends(authorized("billing:read"))]
+
+
+class BillingRunOut(BaseModel):
+    month: str = Field(description="The invoiced UTC month, `YYYY-MM`.")
+    invoice_count: int = Field(description="Invoices the run created (when it first ran).")
+    created_at: datetime = Field(description="When the month was invoiced.")
+    created: bool = Field(description="False when the month had been invoiced before and nothing was created now.")
+
+    @classmethod
+    def of(cls, run: BillingRun) -> BillingRunOut:
+        return cls(**vars(run))
+
+
+class InvoiceLineOut(BaseModel):
+    line: int
+    kind: Literal["subscription", "usage"] = Field(description="The commitment, or one product's usage.")
+    product_id: str | None
+    description: str
+    quantity: JsonNumber
+    unit_price: JsonNumber | None = Field(description="null when the month's usage was rated at several prices.")
+    unrounded_amount: JsonNumber = Field(description="The exact amount before rounding.")
+    amount: JsonNumber = Field(description="Rounded half away from zero to the currency's minor unit.")
+
+    @classmethod
+    def of(cls, line: InvoiceLine) -> InvoiceLineOut:
+        return cls(**vars(line))
+
+
+class InvoiceOut(BaseModel):
+    id: uuid.UUID
+    number: int = Field(description="Sequential per organization, from 1.")
+    account_id: uuid.UUID
+    currency: str
+    month: str
+    status: Literal["open", "paid", "void"]
+    amount: JsonNumber = Field(description="The sum of the lines.")
+    amount_paid: JsonNumber = Field(description="What payments cover of it.")
+    amount_due: JsonNumber = Field(description="What is still owed (0 unless open).")
+    issued_at: datetime
+    effective_date: datetime = Field(description="The invoice's date: the first day after its month.")
+    due_date: datetime = Field(description="The effective date plus the account's net terms.")
+    paid_at: datetime | None
+    voided_at: datetime | None
+    lines: list[InvoiceLineOut] | None = Field(description="The lines (null in lists; see GET /v1/invoices/{id}).")
+
+    @classmethod
+    def of(cls, invoice: Invoice, *, with_lines: bool) -> InvoiceOut:
+        return cls(
+            id=invoice.id,
+            number=invoice.number,
+            account_id=invoice.account_id,
+            currency=invoice.currency,
+            month=invoice.month,
+            status=invoice.status,
+            amount=invoice.amount,
+            amount_paid=invoice.amount_paid,
+            amount_due=invoice.amount_due,
+            issued_at=invoice.issued_at,
+            effective_date=invoice.effective_date,
+            due_date=invoice.due_date,
+            paid_at=invoice.paid_at,
+            voided_at=invoice.voided_at,
+            lines=[InvoiceLineOut.of(line) for line in invoice.lines] if with_lines else None,
+        )
+
+
+class InvoicesOut(BaseModel):
+    invoices: list[InvoiceOut]
+
+
+class AllocationOut(BaseModel):
+    invoice_id: uuid.UUID
+    amount: JsonNumber
+
+
+class PaymentOut(BaseModel):
+    id: str
+    account_id: uuid.UUID
+    amount: JsonNumber
+    currency: str
+    date: datetime
+    invoice_id: uuid.UUID | None = Field(description="The invoice the payment named, if any.")
+    reference: str | None
+    applied: list[AllocationOut] = Field(description="What of the payment each invoice holds.")
+    unapplied: JsonNumber = Field(description="What waits for the account's next invoice in this currency.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentOut:
+        return cls(
+            id=payment.id,
+            account_id=payment.account_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            date=payment.date,
+            invoice_id=payment.invoice_id,
+            reference=payment.reference,
+            applied=[AllocationOut(invoice_id=a.invoice_id, amount=a.amount) for a in payment.allocations],
+            unapplied=payment.unapplied,
+            created_at=payment.created_at,
+        )
+
+
+class PaymentsOut(BaseModel):
+    payments: list[PaymentOut]
+
+
+Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="`YYYY-MM`")]
+
+
+@router.post("/billing_runs", response_model=BillingRunOut, status_code=201)
+def create_billing_run(request: Request, principal: BillingWriter, body: BillingRunIn) -> Response:
+    """Invoice an ended month for every account with a commitment or usage in it (201); again: nothing new (200)."""
+    with writing(request) as conn:
+        run = invoicing.bill(conn, principal, body.month)
+    return respond(BillingRunOut.of(run), status_code=201 if run.created else 200)
+
+
+@router.get("/invoices", response_model=InvoicesOut)
+def list_invoices(
+    request: Request,
+    principal: BillingReader,
+    account_id: Annotated[uuid.UUID | None, Query()] = None,
+    status: Annotated[Literal["open", "paid", "void"] | None, Query()] = None,
+    month: Month = None,
+) -> Response:
+    """The invoices of the accounts the key reaches, by number (without their lines)."""
+    with reading(request) as conn:
+        found = invoicing.list_invoices(conn, principal, account_id=account_id, status=status, month=month)
+    return respond(InvoicesOut(invoices=[InvoiceOut.of(invoice, with_lines=False) for invoice in found]))
+
+
+@router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
+def get_invoice(request: Request, principal: BillingReader, invoice_id: uuid.UUID) -> Response:
+    """One invoice with its lines."""
+    with reading(request) as conn:
+        invoice = invoicing.get_invoice(conn, principal, invoice_id)
+    return respond(InvoiceOut.of(invoice, with_lines=True))
+
+
+@router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut)
+def void_invoice(request: Request, principal: BillingWriter, invoice_id: uuid.UUID) -> Response:
+    """Void an open invoice (a paid one cannot be): it stays, and the billing history gains a refund."""
+    with writing(request) as conn:
+        invoice = invoicing.void(conn, principal, invoice_id)
+    return respond(InvoiceOut.of(invoice, with_lines=True))
+
+
+@router.post("/payments", response_model=PaymentOut, status_code=201)
+def record_payment(request: Request, principal: BillingWriter, body: PaymentIn) -> Response:
+    """Record money received (201; the same `id` again: 200 with the first) and settle open invoices with it."""
+    with writing(request) as conn:
+        payment, created = invoicing.pay(conn, principal, body)
+    return respond(PaymentOut.of(payment), status_code=201 if created else 200)
+
+
+@router.get("/payments", response_model=PaymentsOut)
+def list_payments(
+    request: Request, principal: BillingReader, account_id: Annotated[uuid.UUID | None, Query()] = None
+) -> Response:
+    """The payments of the accounts the key reaches (or of one), oldest first, with what each settled."""
+    with reading(request) as conn:
+        found = payments.list_payments(conn, principal, account_id)
+    return respond(PaymentsOut(payments=[PaymentOut.of(payment) for payment in found]))

@@ -1,0 +1,102 @@
+"""What the invoicing domain stores and hands to its callers."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, Literal
+
+__all__ = [
+    "HISTORY_ACTIONS",
+    "HISTORY_TYPES",
+    "BillingRun",
+    "HistoryItem",
+    "HistoryPage",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "history_id",
+]
+
+InvoiceStatus = Literal["open", "paid", "void"]
+LineKind = Literal["subscription", "usage"]
+HISTORY_TYPES: Final = ("charge", "payment", "refund")
+HISTORY_ACTIONS: Final = ("subscription", "usage", "payment", "void")
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    line: int
+    kind: LineKind
+    product_id: str | None
+    description: str
+    quantity: Decimal
+    #: None when the month's usage of the product was rated at more than one price.
+    unit_price: Decimal | None
+    #: The exact sum before rounding; ``amount`` is it rounded half away from zero to the minor unit.
+    unrounded_amount: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Invoice:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    account_id: uuid.UUID
+    number: int
+    currency: str
+    month: str
+    status: InvoiceStatus
+    amount: Decimal
+    amount_paid: Decimal
+    issued_at: datetime
+    effective_date: datetime
+    due_date: datetime
+    paid_at: datetime | None
+    voided_at: datetime | None
+    lines: tuple[InvoiceLine, ...] = field(default=())
+
+    @property
+    def amount_due(self) -> Decimal:
+        return Decimal(0) if self.status != "open" else self.amount - self.amount_paid
+
+
+@dataclass(frozen=True)
+class BillingRun:
+    month: str
+    invoice_count: int
+    created_at: datetime
+    #: False when the month had been billed already and this run created nothing.
+    created: bool
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One line of the customer-facing billing history (the Cloudflare dialect's item)."""
+
+    id: str
+    account_id: uuid.UUID
+    account_name: str
+    type: str
+    action: str
+    description: str
+    occurred_at: datetime
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[HistoryItem]
+    #: Items that match the filters.
+    matching: int
+    #: All of the caller's items, whatever the filters.
+    total: int
+
+
+def history_id(*parts: str) -> str:
+    """32 lowercase hex digits from what an item records: the same item always gets the same id."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,497 @@
+"""The rules of invoicing: billing runs, invoices, voids, how payments settle invoices, the billing history.
+
+A billing run turns one ended UTC month into invoices, once: for every account with a commitment or
+usage in that month, one invoice per currency, numbered in sequence per organization, each line
+rounded half away from zero to the currency's minor unit and the invoice's amount the sum of its
+lines. Once a month has a run, usage dated in it is refused (:func:`refuse_invoiced_months`).
+
+Money received settles invoices by one rule (:func:`settle`): a payment goes to the invoice it names,
+then to the account's oldest open invoices in its currency; what is left waits, unapplied, for the
+next invoice. After every billing run, payment and void, an account never holds unapplied money in a
+currency while one of its invoices in that currency is still open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
+
+from sqlalchemy import Connection
+
+from meterbook.accounts import service as accounts
+from meterbook.accounts.models import Account, Principal
+from meterbook.accounts.reach import require_organization, resolve_account, within
+from meterbook.aggregates import service as aggregates
+from meterbook.aggregates.models import Aggregate
+from meterbook.db.locks import lock_organization_usage
+from meterbook.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from meterbook.invoicing import repository
+from meterbook.invoicing.models import BillingRun, HistoryItem, HistoryPage, Invoice, InvoiceLine, history_id
+from meterbook.invoicing.repository import HistoryOrder
+from meterbook.kit.ids import new_id
+from meterbook.kit.money import round_to_minor_unit
+from meterbook.kit.time import format_rfc3339, month_start, next_month, utcnow
+from meterbook.payments import service as payments
+from meterbook.payments.models import Payment
+from meterbook.payments.schemas import PaymentIn
+
+__all__ = [
+    "SUBSCRIPTION_DESCRIPTION",
+    "AccountTerms",
+    "account_statement",
+    "bill",
+    "draft_invoices",
+    "get_invoice",
+    "history",
+    "list_invoices",
+    "lock_usage",
+    "pay",
+    "refuse_invoiced_months",
+    "run_billing",
+    "settle",
+    "verify",
+    "void",
+]
+
+SUBSCRIPTION_DESCRIPTION = "Monthly commitment"
+#: Enough significant digits to add up any month of exact line totals without rounding.
+_EXACT_DIGITS = 80
+
+
+# --- billing runs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountTerms:
+    """What of an account a billing run needs."""
+
+    id: uuid.UUID
+    currency: str
+    monthly_cost: Decimal
+    contract_started_at: datetime
+    archived_at: datetime | None
+    net_terms_days: int
+
+    @classmethod
+    def of(cls, account: Account) -> AccountTerms:
+        return cls(
+            id=account.id,
+            currency=account.currency,
+            monthly_cost=account.monthly_cost,
+            contract_started_at=account.contract_started_at,
+            archived_at=account.archived_at,
+            net_terms_days=account.net_terms_days,
+        )
+
+    def commitment_in(self, month: str) -> bool:
+        """Charged whole for a month by whose end the contract had started, unless archived before it began."""
+        return (
+            self.monthly_cost > 0
+            and self.contract_started_at < month_start(next_month(month))
+            and (self.archived_at is None or self.archived_at >= month_start(month))
+        )
+
+
+def _usage_line(number: int, product_id: str, usage: Sequence[Aggregate], currency: str) -> InvoiceLine:
+    with localcontext(prec=_EXACT_DIGITS):
+        quantity = sum((aggregate.number_of_units for aggregate in usage), Decimal(0))
+        exact = sum((aggregate.total_amount for aggregate in usage), Decimal(0))
+    prices = {aggregate.price for aggregate in usage}
+    return InvoiceLine(
+        line=number,
+        kind="usage",
+        product_id=product_id,
+        description=usage[0].description,
+        quantity=quantity,
+        unit_price=prices.pop() if len(prices) == 1 else None,
+        unrounded_amount=exact,
+        amount=round_to_minor_unit(exact, currency),
+    )
+
+
+def draft_invoices(
+    organization_id: uuid.UUID,
+    month: str,
+    terms: Sequence[AccountTerms],
+    usage: Sequence[Aggregate],
+    first_number: int,
+    issued_at: datetime,
+) -> list[Invoice]:
+    """The invoices of a month, numbered from ``first_number``: pure, so that its rules can be tested alone.
+
+    ``terms`` lists accounts oldest first; invoices are numbered in that order, then by currency.
+    """
+    usage_by_owner: dict[tuple[uuid.UUID, str], dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
+    for aggregate in usage:
+        usage_by_owner[(aggregate.account_id, aggregate.currency)][aggregate.product_id].append(aggregate)
+    effective = month_start(next_month(month))
+    drafts: list[Invoice] = []
+    for account in terms:
+        currencies = {currency for owner, currency in usage_by_owner if owner == account.id}
+        committed = account.commitment_in(month)
+        if committed:
+            currencies.add(account.currency)
+        for currency in sorted(currencies):
+            lines: list[InvoiceLine] = []
+            if committed and currency == account.currency:
+                lines.append(
+                    InvoiceLine(
+                        line=1,
+                        kind="subscription",
+                        product_id=None,
+                        description=f"{SUBSCRIPTION_DESCRIPTION}, {month}",
+                        quantity=Decimal(1),
+                        unit_price=account.monthly_cost,
+                        unrounded_amount=account.monthly_cost,
+                        amount=round_to_minor_unit(account.monthly_cost, currency),
+                    )
+                )
+            for product_id, product_usage in sorted(usage_by_owner.get((account.id, currency), {}).items()):
+                lines.append(_usage_line(len(lines) + 1, product_id, product_usage, currency))
+            amount = sum((line.amount for line in lines), Decimal(0))
+            drafts.append(
+                Invoice(
+                    id=new_id(),
+                    organization_id=organization_id,
+                    account_id=account.id,
+                    number=first_number + len(drafts),
+                    currency=currency,
+                    month=month,
+                    # Nothing is owed on an invoice of zero: it is paid the moment it is issued.
+                    status="open" if amount else "paid",
+                    amount=amount,
+                    amount_paid=Decimal(0),
+                    issued_at=issued_at,
+                    effective_date=effective,
+                    due_date=effective + timedelta(days=account.net_terms_days),
+                    paid_at=None if amount else issued_at,
+                    voided_at=None,
+                    lines=tuple(lines),
+                )
+            )
+    return drafts
+
+
+def _charges(invoice: Invoice, account_name: str) -> list[tuple[HistoryItem, uuid.UUID | None, str | None]]:
+    return [
+        (
+            HistoryItem(
+                id=history_id("charge", str(invoice.id), str(line.line)),
+                account_id=invoice.account_id,
+                account_name=account_name,
+                type="charge",
+                action=line.kind,
+                description=line.description,
+                occurred_at=invoice.issued_at,
+                amount=line.amount,
+                currency=invoice.currency,
+            ),
+            invoice.id,
+            None,
+        )
+        for line in invoice.lines
+    ]
+
+
+def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: datetime | None = None) -> BillingRun:
+    """Invoice one ended month of one organization; a month already billed is left as it is (``created`` False)."""
+    now = now or utcnow()
+    ends = month_start(next_month(month))
+    if ends > now:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "body.month",
+                    f"{month} has not ended; it can be billed from {format_rfc3339(ends)}",
+                    "month_not_ended",
+                )
+            ]
+        )
+    # Waits for every ingestion in flight and keeps new ones out until this transaction ends.
+    lock_organization_usage(conn, organization_id, exclusive=True)
+    existing = repository.find_billing_run(conn, organization_id, month)
+    if existing is not None:
+        return existing
+    all_accounts = accounts.organization_accounts(conn, organization_id)
+    drafts = draft_invoices(
+        organization_id,
+        month,
+        [AccountTerms.of(account) for account in all_accounts],
+        aggregates.month_usage(conn, organization_id, month),
+        repository.last_invoice_number(conn, organization_id) + 1,
+        now,
+    )
+    names = {account.id: account.name for account in all_accounts}
+    repository.insert_invoices(conn, drafts)
+    repository.insert_history(
+        conn, organization_id, [item for invoice in drafts for item in _charges(invoice, names[invoice.account_id])]
+    )
+    run = BillingRun(month=month, invoice_count=len(drafts), created_at=now, created=True)
+    repository.insert_billing_run(conn, organization_id, run)
+    # Money paid ahead goes to the new invoices at once.
+    waiting = payments.owners_of_open_credit(conn, organization_id)
+    for account_id, currency in sorted({(d.account_id, d.currency) for d in drafts} & waiting, key=str):
+        settle(conn, organization_id, account_id, currency)
+    return run
+
+
+def bill(conn: Connection, principal: Principal, month: str) -> BillingRun:
+    """A billing run asked for through the API: it covers the whole organization, so it needs an organization key."""
+    organization_id = require_organization(principal)
+    if principal.account_id is not None:
+        raise Forbidden("A billing run covers the whole organization; use an organization key, not an account key.")
+    return run_billing(conn, organization_id, month)
+
+
+def refuse_invoiced_months(conn: Connection, organization_id: uuid.UUID, dated: Sequence[tuple[str, str]]) -> None:
+    """Refuse usage dated in an invoiced month: ``dated`` holds (field path, month) of each new item."""
+    invoiced = repository.invoiced_months(conn, organization_id, (month for _, month in dated))
+    if invoiced:
+        raise ValidationFailed(
+            [
+                FieldError(path, f"{month} is already invoiced; usage dated in it is refused", "month_invoiced")
+                for path, month in dated
+                if month in invoiced
+            ][:100]
+        )
+
+
+def lock_usage(conn: Connection, organization_id: uuid.UUID) -> None:
+    """Taken by every ingestion: no billing run of the organization can interleave with it."""
+    lock_organization_usage(conn, organization_id, exclusive=False)
+
+
+# --- invoices --------------------------------------------------------------------------------------
+
+
+def list_invoices(
+    conn: Connection,
+    principal: Principal,
+    *,
+    account_id: uuid.UUID | None = None,
+    status: str | None = None,
+    month: str | None = None,
+) -> list[Invoice]:
+    """The invoices of the accounts the key reaches, by number."""
+    organization_id, path_prefix = within(principal)
+    if account_id is not None:
+        resolve_account(conn, principal, account_id)
+    return repository.list_invoices(
+        conn,
+        organization_id,
+        path_prefix,
+        account_id=account_id,
+        statuses=None if status is None else [status],
+        month=month,
+    )
+
+
+def get_invoice(conn: Connection, principal: Principal, invoice_id: uuid.UUID) -> Invoice:
+    organization_id, path_prefix = within(principal)
+    invoice = repository.get_invoice(conn, organization_id, path_prefix, invoice_id)
+    if invoice is None:
+        raise NotFound(f"No invoice with id {invoice_id} was found.")
+    return invoice
+
+
+def void(conn: Connection, principal: Principal, invoice_id: uuid.UUID) -> Invoice:
+    """Void an open invoice: it stays, the history gains a refund, and what was paid of it is free again."""
+    organization_id, path_prefix = within(principal)
+    invoice = get_invoice(conn, principal, invoice_id)
+    # The account first, then the invoice: the order settle() locks in (no deadlock on PostgreSQL).
+    accounts.lock_accounts(conn, [invoice.account_id])
+    invoice = repository.get_invoice(conn, organization_id, path_prefix, invoice_id, for_update=True) or invoice
+    if invoice.status == "void":
+        return invoice
+    if invoice.status == "paid":
+        raise Conflict(f"Invoice {invoice.number} is paid; a paid invoice cannot be voided.")
+    now = utcnow()
+    payments.release_invoice(conn, organization_id, invoice.id)
+    repository.update_invoice(conn, invoice.id, status="void", voided_at=now, amount_paid=Decimal(0))
+    account = resolve_account(conn, principal, invoice.account_id)
+    repository.insert_history(
+        conn,
+        organization_id,
+        [
+            (
+                HistoryItem(
+                    id=history_id("refund", str(invoice.id)),
+                    account_id=invoice.account_id,
+                    account_name=account.name,
+                    type="refund",
+                    action="void",
+                    description=f"Void of invoice {invoice.number} ({invoice.month})",
+                    occurred_at=now,
+                    amount=-invoice.amount,
+                    currency=invoice.currency,
+                ),
+                invoice.id,
+                None,
+            )
+        ],
+    )
+    settle(conn, organization_id, invoice.account_id, invoice.currency)
+    return get_invoice(conn, principal, invoice_id)
+
+
+# --- payments --------------------------------------------------------------------------------------
+
+
+def pay(conn: Connection, principal: Principal, data: PaymentIn) -> tuple[Payment, bool]:
+    """Record money received once per id and settle invoices with it; False when the id was recorded already.
+
+    A payment is never refused for the invoice it names: money received is a fact. If that invoice is
+    already paid or void, the payment settles the account's other open invoices, or waits unapplied.
+    """
+    organization_id = require_organization(principal)
+    account = resolve_account(conn, principal, data.account_id)
+    named: Invoice | None = None
+    if data.invoice_id is not None:
+        named = repository.get_invoice(conn, organization_id, principal.account_path, data.invoice_id)
+        if named is None:
+            raise ValidationFailed(
+                [FieldError("body.invoice_id", f"no invoice with id {data.invoice_id} was found", "not_found")]
+            )
+        if named.account_id != account.id:
+            raise ValidationFailed(
+                [FieldError("body.invoice_id", f"invoice {named.number} belongs to another account", "other_account")]
+            )
+    currency = data.currency or (named.currency if named is not None else account.currency)
+    if named is not None and currency != named.currency:
+        raise ValidationFailed(
+            [FieldError("body.currency", f"invoice {named.number} is in {named.currency}, not {currency}", "currency")]
+        )
+    accounts.lock_accounts(conn, [account.id])
+    now = utcnow()
+    payment, created = payments.record(conn, account, data, currency, now)
+    if not created:
+        return payment, False
+    description = "Payment" if payment.reference is None else f"Payment {payment.reference}"
+    repository.insert_history(
+        conn,
+        organization_id,
+        [
+            (
+                HistoryItem(
+                    id=history_id("payment", str(organization_id), payment.id),
+                    account_id=account.id,
+                    account_name=account.name,
+                    type="payment",
+                    action="payment",
+                    description=description[:255],
+                    occurred_at=payment.date,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                ),
+                None,
+                payment.id,
+            )
+        ],
+    )
+    settle(conn, organization_id, account.id, currency, first=named.id if named is not None else None)
+    return payments.find(conn, organization_id, payment.id) or payment, True
+
+
+def settle(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    account_id: uuid.UUID,
+    currency: str,
+    first: uuid.UUID | None = None,
+) -> None:
+    """Apply the account's unapplied money in ``currency`` to its open invoices: ``first``, then oldest first."""
+    accounts.lock_accounts(conn, [account_id])
+    invoices = repository.open_invoices(conn, account_id, currency)
+    invoices.sort(key=lambda invoice: (invoice.id != first, invoice.number))
+    credit = payments.open_credit(conn, organization_id, account_id, currency)
+    left = {payment.id: payment.unapplied for payment in credit}
+    applications: list[tuple[Payment, uuid.UUID, Decimal]] = []
+    for invoice in invoices:
+        due = invoice.amount - invoice.amount_paid
+        last_date: datetime | None = None
+        for payment in credit:
+            if due == 0:
+                break
+            take = min(due, left[payment.id])
+            if take == 0:
+                continue
+            applications.append((payment, invoice.id, take))
+            left[payment.id] -= take
+            due -= take
+            last_date = payment.date
+        if last_date is None:
+            continue
+        paid = due == 0
+        repository.update_invoice(
+            conn,
+            invoice.id,
+            amount_paid=invoice.amount - due,
+            status="paid" if paid else "open",
+            # Paid when the money that completed it arrived, and never before the invoice existed.
+            paid_at=max(last_date, invoice.issued_at) if paid else None,
+        )
+    payments.apply(conn, organization_id, applications)
+
+
+def account_statement(
+    conn: Connection, principal: Principal, account_id: uuid.UUID
+) -> tuple[list[Invoice], list[Payment]]:
+    """What the Faraday billing view shows of one account: its open and paid invoices, and its payments."""
+    account = resolve_account(conn, principal, account_id)
+    organization_id, path_prefix = within(principal)
+    invoices = repository.list_invoices(
+        conn, organization_id, path_prefix, account_id=account.id, statuses=["open", "paid"]
+    )
+    return invoices, payments.list_payments(conn, principal, account.id)
+
+
+# --- billing history -------------------------------------------------------------------------------
+
+
+def history(
+    conn: Connection,
+    principal: Principal,
+    *,
+    page: int,
+    per_page: int,
+    order: HistoryOrder | None = None,
+    type_: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+) -> HistoryPage:
+    """A page of the billing history of every account the key reaches."""
+    organization_id, path_prefix = within(principal)
+    items = repository.history_page(
+        conn,
+        organization_id,
+        path_prefix,
+        type_=type_,
+        action=action,
+        since=since,
+        order=order,
+        offset=(page - 1) * per_page,
+        limit=per_page,
+    )
+    total = repository.count_history(conn, organization_id, path_prefix)
+    filtered = type_ is not None or action is not None or since is not None
+    matching = (
+        repository.count_history(conn, organization_id, path_prefix, type_=type_, action=action, since=since)
+        if filtered
+        else total
+    )
+    return HistoryPage(items=items, matching=matching, total=total)
+
+
+# --- verification ----------------------------------------------------------------------------------
+
+
+def verify(conn: Connection) -> list[str]:
+    """Every invoice whose amount is not the sum of its lines."""
+    return [
+        f"invoice {number} ({invoice_id}): amount {amount}, lines sum to {total}"
+        for invoice_id, number, amount, total in repository.verify_invoice_sums(conn)
+    ]

@@ -1,0 +1,163 @@
+"""Every SQL statement of the payments domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from meterbook.accounts.repository import reachable_ids
+from meterbook.db.tables import payment_allocations, payments
+from meterbook.db.upsert import insert_for
+from meterbook.payments.models import Allocation, Payment
+
+__all__ = [
+    "add_allocations",
+    "allocations_of_invoice",
+    "find_payment",
+    "insert_payment",
+    "list_payments",
+    "open_credit",
+    "owners_of_open_credit",
+    "release_invoice",
+    "set_unapplied",
+]
+
+
+def _payment(row: Any, allocations: Sequence[Allocation] = ()) -> Payment:
+    values = {key: value for key, value in row._mapping.items() if key != "fingerprint"}
+    return Payment(**values, allocations=tuple(allocations))
+
+
+def _allocations_by_payment(
+    conn: Connection, organization_id: uuid.UUID, payment_ids: Iterable[str]
+) -> dict[str, list[Allocation]]:
+    found: dict[str, list[Allocation]] = {}
+    wanted = list(payment_ids)
+    if not wanted:
+        return found
+    statement = (
+        select(payment_allocations)
+        .where(payment_allocations.c.organization_id == organization_id, payment_allocations.c.payment_id.in_(wanted))
+        .order_by(payment_allocations.c.payment_id, payment_allocations.c.invoice_id)
+    )
+    for row in conn.execute(statement):
+        found.setdefault(row.payment_id, []).append(Allocation(invoice_id=row.invoice_id, amount=row.amount))
+    return found
+
+
+def insert_payment(conn: Connection, payment: Payment, fingerprint: str) -> None:
+    conn.execute(
+        insert(payments).values(
+            organization_id=payment.organization_id,
+            id=payment.id,
+            account_id=payment.account_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            date=payment.date,
+            invoice_id=payment.invoice_id,
+            reference=payment.reference,
+            unapplied=payment.unapplied,
+            fingerprint=fingerprint,
+            created_at=payment.created_at,
+        )
+    )
+
+
+def find_payment(conn: Connection, organization_id: uuid.UUID, payment_id: str) -> tuple[Payment, str] | None:
+    row = conn.execute(
+        select(payments).where(payments.c.organization_id == organization_id, payments.c.id == payment_id)
+    ).first()
+    if row is None:
+        return None
+    allocations = _allocations_by_payment(conn, organization_id, [payment_id]).get(payment_id, [])
+    return _payment(row, allocations), row.fingerprint
+
+
+def list_payments(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, account_id: uuid.UUID | None
+) -> list[Payment]:
+    statement = select(payments).where(payments.c.organization_id == organization_id)
+    if path_prefix is not None:
+        statement = statement.where(payments.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
+    if account_id is not None:
+        statement = statement.where(payments.c.account_id == account_id)
+    rows = list(conn.execute(statement.order_by(payments.c.date, payments.c.created_at, payments.c.id)))
+    allocations = _allocations_by_payment(conn, organization_id, (row.id for row in rows))
+    return [_payment(row, allocations.get(row.id, [])) for row in rows]
+
+
+def open_credit(conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, currency: str) -> list[Payment]:
+    """The account's payments in ``currency`` that still hold money, oldest first (locked on PostgreSQL)."""
+    statement = (
+        select(payments)
+        .where(
+            payments.c.organization_id == organization_id,
+            payments.c.account_id == account_id,
+            payments.c.currency == currency,
+            payments.c.unapplied > 0,
+        )
+        .order_by(payments.c.date, payments.c.created_at, payments.c.id)
+        .with_for_update()
+    )
+    return [_payment(row) for row in conn.execute(statement)]
+
+
+def owners_of_open_credit(conn: Connection, organization_id: uuid.UUID) -> set[tuple[uuid.UUID, str]]:
+    """Every (account, currency) of the organization with money not applied to any invoice."""
+    statement = (
+        select(payments.c.account_id, payments.c.currency)
+        .where(payments.c.organization_id == organization_id, payments.c.unapplied > 0)
+        .distinct()
+    )
+    return {(row.account_id, row.currency) for row in conn.execute(statement)}
+
+
+def set_unapplied(conn: Connection, organization_id: uuid.UUID, changes: Iterable[tuple[str, Decimal]]) -> None:
+    for payment_id, unapplied in changes:
+        conn.execute(
+            update(payments)
+            .where(payments.c.organization_id == organization_id, payments.c.id == payment_id)
+            .values(unapplied=unapplied)
+        )
+
+
+def add_allocations(
+    conn: Connection, organization_id: uuid.UUID, allocations: Sequence[tuple[str, uuid.UUID, Decimal]]
+) -> None:
+    """Record (payment, invoice, amount) applications; a payment applied to an invoice again adds to its share."""
+    if not allocations:
+        return
+    statement = insert_for(conn, payment_allocations)
+    statement = statement.on_conflict_do_update(
+        index_elements=["organization_id", "payment_id", "invoice_id"],
+        set_={"amount": payment_allocations.c.amount + statement.excluded.amount},
+    )
+    conn.execute(
+        statement,
+        [
+            {"organization_id": organization_id, "payment_id": payment_id, "invoice_id": invoice_id, "amount": amount}
+            for payment_id, invoice_id, amount in allocations
+        ],
+    )
+
+
+def allocations_of_invoice(conn: Connection, invoice_id: uuid.UUID) -> list[tuple[str, Decimal]]:
+    statement = select(payment_allocations.c.payment_id, payment_allocations.c.amount).where(
+        payment_allocations.c.invoice_id == invoice_id
+    )
+    return [(row.payment_id, row.amount) for row in conn.execute(statement)]
+
+
+def release_invoice(conn: Connection, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+    """Give every share of a voided invoice back to the payment it came from."""
+    for payment_id, amount in allocations_of_invoice(conn, invoice_id):
+        conn.execute(
+            update(payments)
+            .where(payments.c.organization_id == organization_id, payments.c.id == payment_id)
+            .values(unapplied=payments.c.unapplied + amount)
+        )
+    conn.execute(delete(payment_allocations).where(payment_allocations.c.invoice_id == invoice_id))
