@@ -26,6 +26,7 @@ __all__ = [
     "insert_project",
     "list_accounts",
     "list_keys",
+    "list_organizations",
     "list_projects",
     "lock_accounts",
     "oldest_top_level_account",
@@ -45,6 +46,11 @@ def insert_organization(conn: Connection, values: Mapping[str, Any]) -> None:
 def get_organization(conn: Connection, organization_id: uuid.UUID) -> Organization | None:
     row = conn.execute(select(organizations).where(organizations.c.id == organization_id)).first()
     return None if row is None else Organization(**row._mapping)
+
+
+def list_organizations(conn: Connection) -> list[Organization]:
+    statement = select(organizations).order_by(organizations.c.created_at)
+    return [Organization(**row._mapping) for row in conn.execute(statement)]
 
 
 # --- accounts --------------------------------------------------------------------------------------

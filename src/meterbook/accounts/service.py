@@ -60,6 +60,7 @@ __all__ = [
     "get_account",
     "list_accounts",
     "list_keys",
+    "list_organizations",
     "list_projects",
     "lock_accounts",
     "organization_accounts",
@@ -255,6 +256,11 @@ def current_account(conn: Connection, principal: Principal) -> Account:
 def list_accounts(conn: Connection, principal: Principal, ids: Sequence[uuid.UUID] | None = None) -> list[Account]:
     """Every account the key reaches, oldest first; ``ids`` narrows the list (ids out of reach are left out)."""
     return repository.list_accounts(conn, *within(principal), ids=ids)
+
+
+def list_organizations(conn: Connection) -> list[Organization]:
+    """Every organization, oldest first: for the operator's commands (no key involved)."""
+    return repository.list_organizations(conn)
 
 
 def organization_accounts(conn: Connection, organization_id: uuid.UUID) -> list[Account]:

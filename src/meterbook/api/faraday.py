@@ -1,4 +1,5 @@
-"""The Faraday dialect: accounts under ``/v1`` (seed ``faraday-get-account.txt``) and Faraday's error model.
+"""The Faraday dialect: accounts and their billing under ``/v1`` (seeds ``faraday-get-account.txt`` and
+``faraday-get-account-billing.txt``) and Faraday's error model.
 
 The native management API (``api/native.py``) shares the ``/v1`` prefix and renders its errors here too.
 """
@@ -32,6 +33,9 @@ from meterbook.errors import (
 )
 from meterbook.features import service as features
 from meterbook.features.models import FeatureUsage
+from meterbook.invoicing import service as invoicing
+from meterbook.invoicing.models import Invoice
+from meterbook.payments.models import Payment
 
 __all__ = ["ERROR_RESPONSES", "AccountOut", "FeatureUsageOut", "render_error", "router"]
 
@@ -279,3 +283,64 @@ def list_usages(request: Request, principal: Annotated[Principal, Depends(author
     with reading(request) as conn:
         found = features.usages(conn, principal)
     return respond([FeatureUsageOut.of(item) for item in found])
+
+
+# --- billing (seed faraday-get-account-billing.txt) ------------------------------------------------
+
+
+def _seed_date(moment: datetime) -> str:
+    """The seed's date form, ``2022-10-05T00:00:00.000Z``: the UTC day at midnight, milliseconds written out."""
+    return moment.strftime("%Y-%m-%dT00:00:00.000Z")
+
+
+SeedDate = Annotated[str, Field(json_schema_extra={"format": "date", "example": "2022-10-05T00:00:00.000Z"})]
+
+
+class BillingInvoiceOut(BaseModel):
+    amount: JsonNumber = Field(description="The amount of the invoice.")
+    due_date: SeedDate
+    effective_date: SeedDate = Field(description="The date of the invoice")
+    paid: bool = Field(description="Whether or not the invoice has been paid.")
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> BillingInvoiceOut:
+        return cls(
+            amount=invoice.amount,
+            due_date=_seed_date(invoice.due_date),
+            effective_date=_seed_date(invoice.effective_date),
+            paid=invoice.status == "paid",
+        )
+
+
+class BillingPaymentOut(BaseModel):
+    amount: JsonNumber = Field(description="The amount paid.")
+    date: SeedDate = Field(description="The date of the payment.")
+
+    @classmethod
+    def of(cls, payment: Payment) -> BillingPaymentOut:
+        return cls(amount=payment.amount, date=_seed_date(payment.date))
+
+
+class BillingOut(BaseModel):
+    """Information about your account's cost."""
+
+    invoices: list[BillingInvoiceOut]
+    payments: list[BillingPaymentOut]
+    usages: list[FeatureUsageOut]
+
+
+@router.get("/accounts/{account_id}/billing", response_model=BillingOut)
+def get_account_billing(
+    request: Request, principal: Annotated[Principal, Depends(authorized("billing:read"))], account_id: AccountId
+) -> Response:
+    """Get invoices, payments, and usage stats for your account (void invoices are left out)."""
+    with reading(request) as conn:
+        invoices, payments = invoicing.account_statement(conn, principal, account_id)
+        usages = features.usages(conn, principal, account_id)
+    return respond(
+        BillingOut(
+            invoices=[BillingInvoiceOut.of(invoice) for invoice in invoices],
+            payments=[BillingPaymentOut.of(payment) for payment in payments],
+            usages=[FeatureUsageOut.of(item) for item in usages],
+        )
+    )
