@@ -19,6 +19,8 @@ from meterbook.cli import app
 from meterbook.db.tables import (
     credit_balances,
     credit_transactions,
+    invoice_lines,
+    invoices,
     ledger_entries,
     monthly_aggregates,
     usage_events,
@@ -287,3 +289,36 @@ class TestTampering:
         assert any(second.id in line for line in lines)
         assert any(f"account {book.second['id']}" in line for line in lines)
         assert "3 differences" in result.output
+
+
+# --- invoices --------------------------------------------------------------------------------------
+
+
+def bill(book: Book, month: str) -> None:
+    response = book.client.post("/v1/billing_runs", json={"month": month}, headers=book.tenant.headers)
+    assert response.status_code == 201, response.text
+
+
+class TestInvoices:
+    def test_billed_months_verify_clean(self, book, run_verify):
+        bill(book, "2024-05")
+        bill(book, "2024-06")
+        result = run_verify()
+        assert_clean(result)
+        assert "every invoice" in result.output
+
+    def test_a_line_changed_after_the_run(self, book, run_verify):
+        bill(book, "2024-05")
+        with book.database.write() as conn:
+            invoice_id, number = conn.execute(
+                select(invoices.c.id, invoices.c.number).where(invoices.c.account_id == uuid.UUID(book.first["id"]))
+            ).one()
+            conn.execute(
+                update(invoice_lines)
+                .where(invoice_lines.c.invoice_id == invoice_id)
+                .values(amount=invoice_lines.c.amount + 1)
+            )
+        (line,) = difference_lines(run_verify())
+        assert f"invoice {number} ({invoice_id})" in line
+        # P1 at 0.25: 3 + 1.5 units in May.
+        assert "amount 1.13" in line

@@ -123,9 +123,53 @@ def demo(
 
 
 @app.command()
+def bill(
+    month: Annotated[str, typer.Option(help="The ended UTC month to invoice, YYYY-MM.")],
+    organization: Annotated[
+        str | None, typer.Option(help="Only this organization (its id); default: every organization.")
+    ] = None,
+) -> None:
+    """Invoice an ended month for every account with a commitment or usage in it; a billed month is left alone."""
+    import uuid
+
+    from pydantic import ValidationError
+
+    from meterbook.errors import MeterbookError
+    from meterbook.invoicing import service as invoicing
+    from meterbook.invoicing.schemas import BillingRunIn
+
+    try:
+        month = BillingRunIn(month=month).month
+    except ValidationError:
+        raise typer.BadParameter(f"{month!r} is not a month written YYYY-MM", param_hint="--month") from None
+    settings = Settings()
+    database = _database(settings)
+    migrate(database)
+    with database.read() as conn:
+        organizations = accounts.list_organizations(conn)
+    if organization is not None:
+        organizations = [org for org in organizations if str(org.id) == str(uuid.UUID(organization))]
+        if not organizations:
+            raise typer.BadParameter(f"no organization with id {organization}", param_hint="--organization")
+    try:
+        for org in organizations:
+            # One transaction per organization: each is invoiced whole or not at all.
+            with database.write() as conn:
+                run = invoicing.run_billing(conn, org.id, month)
+            state = "[green]invoiced[/green]" if run.created else "already invoiced"
+            console.print(f"{org.name} ({org.id}): {month} {state}, {run.invoice_count} invoices", soft_wrap=True)
+    except MeterbookError as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        database.dispose()
+
+
+@app.command()
 def verify() -> None:
-    """Recompute every monthly aggregate and credit balance from the raw rows; exit 1 on any difference."""
+    """Recompute aggregates and credit balances from the raw rows, re-add every invoice; exit 1 on any difference."""
     from meterbook.aggregates import service as aggregates
+    from meterbook.invoicing import service as invoicing
     from meterbook.ledger import service as ledger
 
     settings = Settings()
@@ -133,15 +177,17 @@ def verify() -> None:
     with database.read() as conn:
         result = aggregates.verify(conn)
         ledger_differences = ledger.verify(conn)
+        invoice_differences = invoicing.verify(conn)
     database.dispose()
-    differences = result.differences + ledger_differences
+    differences = result.differences + ledger_differences + invoice_differences
     for difference in differences:
         console.print(f"[red]difference[/red] {difference}", soft_wrap=True)
     if differences:
         console.print(f"[red]{len(differences)} differences[/red] ({result.checked} aggregates checked)")
         raise typer.Exit(1)
     console.print(
-        f"[green]No differences[/green]: {result.checked} aggregates and every credit balance match the raw rows."
+        f"[green]No differences[/green]: {result.checked} aggregates, every credit balance and every invoice "
+        "match the raw rows."
     )
 
 
