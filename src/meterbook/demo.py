@@ -1,8 +1,10 @@
 """``meterbook demo``: a believable organization to try every call against, and a guide to calling it.
 
 Besides the organization, its accounts, a subaccount and projects, the demo defines features with limits
-(and one account's override), a small product catalog with a dated price change, credit grants, and three
-months of metered, credit and feature usage, all through the services, as any other caller would.
+(and one account's override), a small product catalog with a dated price change, credit grants, three
+months of metered, credit and feature usage, invoices for the two months that have ended (one of them
+voided) and payments (one invoice paid, one partly, money paid ahead), all through the services, as any
+other caller would.
 
 Running it again reuses the demo organization and mints fresh keys (keys are shown only once); everything
 else is written idempotently: grants and events carry fixed ids, and their content is dated from the
@@ -23,6 +25,7 @@ from sqlalchemy import Connection
 
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Account, Principal
+from meterbook.accounts.reach import require_organization
 from meterbook.accounts.schemas import (
     AccountCreate,
     Branding,
@@ -35,8 +38,12 @@ from meterbook.catalog import service as catalog
 from meterbook.catalog.schemas import ProductPut
 from meterbook.features import service as features
 from meterbook.features.schemas import FeaturePut
+from meterbook.invoicing import service as invoicing
+from meterbook.invoicing.models import Invoice
 from meterbook.ledger import service as ledger
 from meterbook.ledger.schemas import CreditGrant
+from meterbook.payments import service as payments
+from meterbook.payments.schemas import PaymentIn
 from meterbook.usage import service as usage
 from meterbook.usage.schemas import EventIn
 
@@ -55,6 +62,9 @@ class UsageSummary:
     new_events: int
     first_event: datetime
     last_event: datetime
+    invoiced_months: list[str] = field(default_factory=list)
+    invoices: list[Invoice] = field(default_factory=list)
+    payments: int = 0
 
 
 @dataclass
@@ -112,7 +122,14 @@ def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate
             contract_started_at=datetime(2026, 1, 1, tzinfo=UTC),
             stripe_customer_id="cus_DemoGlobex01",
         ),
-        AccountCreate(name=INITECH, email="ap@initech.example", currency="EUR", net_terms_days=45),
+        AccountCreate(
+            name=INITECH,
+            email="ap@initech.example",
+            currency="EUR",
+            net_terms_days=45,
+            commitment=Commitment(monthly_cost=Decimal("420"), renewal_date=None),
+            contract_started_at=datetime(2026, 3, 1, tzinfo=UTC),
+        ),
         AccountCreate(
             name=UMBRELLA,
             email="finance@umbrella.example",
@@ -272,6 +289,7 @@ def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> Usage
     accepted = usage.ingest(conn, org, events).accepted if events else 0
     dates = [event.occurred_at for event in events if event.occurred_at is not None] or [anchor]
     now = datetime.now(UTC)
+    months = _bill_and_collect(conn, org, anchor, by_name)
     return UsageSummary(
         products=[(p.product_id, p.description, p.price_at(now)) for p in catalog.list_products(conn, org)],
         features=[(f.name, f.default_limit, f.reset) for f in features.list_features(conn, org)],
@@ -279,7 +297,62 @@ def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> Usage
         new_events=accepted,
         first_event=min(dates),
         last_event=max(dates),
+        invoiced_months=months,
+        invoices=invoicing.list_invoices(conn, org),
+        payments=len(payments.list_payments(conn, org)),
     )
+
+
+def _bill_and_collect(conn: Connection, org: Principal, anchor: datetime, by_name: dict[str, Account]) -> list[str]:
+    """Invoice the two months before the anchor's, then record payments and a void, each only once.
+
+    Everything is derived from the anchor and the invoices themselves (which never change), so a second
+    run sends the same payments with the same ids and content, and they are recognised as recorded.
+    """
+    months = [f"{start:%Y-%m}" for start in (_month_start(anchor, 2), _month_start(anchor, 1))]
+    organization_id = require_organization(org)
+    for month in months:
+        invoicing.run_billing(conn, organization_id, month)
+
+    def invoice_of(name: str, month: str) -> Invoice | None:
+        account = by_name.get(name)
+        if account is None:
+            return None
+        found = invoicing.list_invoices(conn, org, account_id=account.id, month=month)
+        return found[0] if found else None
+
+    def paid(payment_id: str, name: str, invoice: Invoice | None, amount: Decimal, reference: str) -> None:
+        account = by_name.get(name)
+        if account is None or invoice is None:
+            return
+        # Ten days after the invoice's date, but never after the anchor: the same date on every run.
+        date = min(invoice.effective_date + timedelta(days=10), anchor)
+        data = PaymentIn(
+            id=payment_id,
+            account_id=account.id,
+            amount=amount,
+            currency=invoice.currency,
+            date=date,
+            reference=reference,
+        )
+        invoicing.pay(conn, org, data)
+
+    older, newer = months
+    globex_older = invoice_of(GLOBEX, older)
+    if globex_older is not None:
+        paid("demo-payment-1", GLOBEX, globex_older, globex_older.amount, "wire GLX-1001")
+    globex_newer = invoice_of(GLOBEX, newer)
+    if globex_newer is not None:
+        paid("demo-payment-2", GLOBEX, globex_newer, Decimal(1000), "wire GLX-1002")
+    initech_older = invoice_of(INITECH, older)
+    if initech_older is not None:
+        paid("demo-payment-3", INITECH, initech_older, initech_older.amount, "SEPA INI-77")
+    # Umbrella's first invoice was issued in error: voided, it stays in the history with a refund.
+    umbrella_older = invoice_of(UMBRELLA, older)
+    if umbrella_older is not None:
+        invoicing.void(conn, org, umbrella_older.id)
+        paid("demo-payment-4", UMBRELLA, invoice_of(UMBRELLA, newer), Decimal(50), "card UMB-5")
+    return months
 
 
 def seed(conn: Connection) -> DemoData:
@@ -365,6 +438,12 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         'curl -s -G $MB/express/usage/month -H "Authorization: Bearer $KEY" '
         f"--data-urlencode \"filter=account_id eq '{first.id}' and month ge '2026-01'\" "
         "--data-urlencode order_by=month:asc",
+        "# Invoices, payments, and the two billing views over them",
+        'curl -s $MB/v1/invoices -H "Authorization: Bearer $KEY"',
+        'curl -s $MB/v1/payments -H "Authorization: Bearer $KEY"',
+        f'curl -s $MB/v1/accounts/{first.id}/billing -H "Authorization: Bearer $KEY"',
+        'curl -s "$MB/client/v4/user/billing/history?per_page=5" '
+        f'-H "X-Auth-Email: {first.email}" -H "X-Auth-Key: {demo.account_key}"',
         "# Frontier dialect: credit balance and transactions",
         f"curl -s $MB/v1beta1/organizations/{demo.organization_id}/billing/{first.id}/balance "
         '-H "Authorization: Bearer $KEY"',
@@ -388,3 +467,9 @@ def _print_usage(line: Callable[[str], None], summary: UsageSummary) -> None:
         f"  usage             {summary.events} events from {summary.first_event:%Y-%m-%d} "
         f"to {summary.last_event:%Y-%m-%d} ({added})"
     )
+    if summary.invoiced_months:
+        states = {status: sum(i.status == status for i in summary.invoices) for status in ("open", "paid", "void")}
+        line(
+            f"  invoices          {len(summary.invoices)} for {' and '.join(summary.invoiced_months)} "
+            f"({states['open']} open, {states['paid']} paid, {states['void']} void); {summary.payments} payments"
+        )
