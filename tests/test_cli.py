@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,14 +25,18 @@ from meterbook.db import Database
 from meterbook.db.tables import accounts as accounts_table
 from meterbook.db.tables import (
     api_keys,
+    billing_history,
+    billing_runs,
     credit_balances,
     credit_transactions,
     feature_limits,
     feature_usage,
     features,
+    invoices,
     metadata,
     monthly_aggregates,
     organizations,
+    payments,
     product_prices,
     products,
     projects,
@@ -347,3 +352,74 @@ class TestDemoUsage:
                 assert response.status_code == 200, response.text
                 assert response.json() == expected
         assert json.loads(body.group(1))[0]["type"] == "metered"
+
+
+def previous_month(months_back: int = 1) -> str:
+    index = datetime.now(UTC).year * 12 + datetime.now(UTC).month - 1 - months_back
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+class TestDemoBilling:
+    """The demo's invoices and payments: every billing view has something to show, and a rerun adds nothing."""
+
+    def test_both_ended_months_are_invoiced_with_payments_and_a_void(
+        self, runner: CliRunner, database_file: Path, database: Database
+    ) -> None:
+        output = run_demo(runner)
+        key = labelled_token(output, "organization key")
+        assert re.search(rf"invoices\s+6 for {previous_month(2)} and {previous_month(1)}", output), output
+        settings = Settings(database_url=f"sqlite:///{database_file}", migrate_on_start=False)
+        with TestClient(create_app(settings, database)) as client:
+            headers = {"Authorization": f"Bearer {key}"}
+            invoices = client.get("/v1/invoices", headers=headers).json()["invoices"]
+            assert {invoice["status"] for invoice in invoices} == {"open", "paid", "void"}
+            assert [invoice["number"] for invoice in invoices] == list(range(1, len(invoices) + 1))
+            paid_ahead = client.get("/v1/payments", headers=headers).json()["payments"]
+            assert len(paid_ahead) == 4
+            globex = next(line for line in output.splitlines() if "Globex Corporation (USD)" in line).split()[1]
+            view = client.get(f"/v1/accounts/{globex}/billing", headers=headers).json()
+            assert len(view["invoices"]) == 2
+            assert [invoice["paid"] for invoice in view["invoices"]] == [True, False]
+            assert len(view["payments"]) == 2
+            assert view["usages"] != []
+
+    def test_a_second_run_records_no_payment_and_no_invoice_twice(self, runner: CliRunner, database: Database) -> None:
+        run_demo(runner)
+        before = {table.name: count(database, table) for table in (invoices, payments, billing_history)}
+        output = run_demo(runner)
+        assert {table.name: count(database, table) for table in (invoices, payments, billing_history)} == before
+        assert "all there already" in output
+
+
+class TestBill:
+    """``meterbook bill --month``: a billing run of every organization, from the command line."""
+
+    def test_bills_an_ended_month_once(self, runner: CliRunner, database: Database) -> None:
+        run_demo(runner)
+        month = previous_month(3)
+        first = runner.invoke(app, ["bill", "--month", month])
+        assert first.exit_code == 0, first.output
+        assert f"{month} invoiced" in first.output
+        again = runner.invoke(app, ["bill", "--month", previous_month(1)])
+        assert again.exit_code == 0, again.output
+        assert "already invoiced, 3 invoices" in again.output
+
+    def test_refuses_a_month_that_has_not_ended(self, runner: CliRunner, database: Database) -> None:
+        run_demo(runner)
+        result = runner.invoke(app, ["bill", "--month", previous_month(0)])
+        assert result.exit_code == 1
+        assert "has not ended" in result.output
+        with database.read() as conn:
+            months = conn.execute(select(billing_runs.c.month)).scalars().all()
+        assert previous_month(0) not in months
+
+    @pytest.mark.parametrize("month", ["2026-13", "2026-1", "last month"])
+    def test_refuses_a_malformed_month(self, runner: CliRunner, database_file: Path, month: str) -> None:
+        result = runner.invoke(app, ["bill", "--month", month])
+        assert result.exit_code == 2
+        assert "YYYY-MM" in result.output
+
+    def test_an_unknown_organization(self, runner: CliRunner, database_file: Path) -> None:
+        result = runner.invoke(app, ["bill", "--month", previous_month(1), "--organization", str(uuid.uuid4())])
+        assert result.exit_code == 2
+        assert "no organization" in result.output
