@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from meterbook import __version__
-from meterbook.api import billing, faraday, frontier, metering, native, system, talkdesk
+from meterbook.api import billing, cloudflare, faraday, frontier, metering, native, system, talkdesk
 from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
 from meterbook.api.limits import BodySizeLimit
 from meterbook.config import Settings
@@ -23,6 +23,7 @@ __all__ = ["app_from_env", "create_app"]
 ERROR_DIALECTS: list[tuple[str, ErrorRenderer]] = [
     ("/v1beta1", frontier.render_error),
     ("/express", talkdesk.render_error),
+    ("/client/v4", cloudflare.render_error),
 ]
 DEFAULT_ERRORS: ErrorRenderer = faraday.render_error
 
@@ -30,8 +31,8 @@ DESCRIPTION = """\
 Usage metering and billing. Authenticate with `Authorization: Bearer <key>`.
 
 Dialects: Faraday (`/v1/accounts…`, `/v1/usages`), the native management API (`/v1/…`), Talkdesk
-(`/express/usage/month`) and Frontier (`/v1beta1/…`); Cloudflare (`/client/v4/…`) is to come.
-Errors come in each dialect's own shape.
+(`/express/usage/month`), Frontier (`/v1beta1/…`) and Cloudflare (`/client/v4/user/billing/history`,
+which also accepts `X-Auth-Email` + `X-Auth-Key`). Errors come in each dialect's own shape.
 """
 
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         billing.router,
         frontier.router,
         talkdesk.router,
+        cloudflare.router,
     ):
         app.include_router(router)
     system.install_docs(app)

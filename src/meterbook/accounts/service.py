@@ -49,6 +49,7 @@ __all__ = [
     "archive_account",
     "authenticate",
     "authenticate_basic",
+    "authenticate_email_key",
     "billing_account_for",
     "create_account",
     "create_key",
@@ -111,6 +112,23 @@ def _verify(conn: Connection, key_id: uuid.UUID, secret: str) -> Principal:
         account_path=account_path,
         scopes=key.scopes,
     )
+
+
+def authenticate_email_key(conn: Connection, email: str, token: str) -> Principal:
+    """The principal for ``X-Auth-Email`` + ``X-Auth-Key``: the key, vouched for by its account's e-mail.
+
+    Only an account can have an e-mail, so an organization (or platform) key is refused with this
+    scheme however valid it is. The e-mail is compared ignoring case: people write it in any case.
+    """
+    principal = authenticate(conn, token)
+    if principal.organization_id is None or principal.account_id is None:
+        raise Forbidden(
+            "This key belongs to no account, so no e-mail goes with it: send it as 'Authorization: Bearer <key>'."
+        )
+    account = repository.get_account(conn, principal.organization_id, principal.account_id, None)
+    if account is None or account.email is None or account.email.casefold() != email.strip().casefold():
+        raise Forbidden("X-Auth-Email is not the e-mail of the key's account.")
+    return principal
 
 
 # --- keys ------------------------------------------------------------------------------------------

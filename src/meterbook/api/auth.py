@@ -1,7 +1,8 @@
 """Who is calling: credentials read from the request, checked by the accounts service, and the scope a route needs.
 
-Every route that touches an organization's data depends on :func:`authorized`; the reach of the key
-it returns is then applied by the services (``accounts/reach.py``).
+Every route that touches an organization's data depends on :func:`authorized` (or, in the Cloudflare
+dialect, :func:`authorized_with_email_key`); the reach of the key it returns is then applied by the
+services (``accounts/reach.py``).
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPBasic, HTTPBearer
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Principal
 from meterbook.api.routing import reading
 from meterbook.errors import Forbidden, InvalidAuthorization, MissingApiKey
 
-__all__ = ["authorized", "basic_scheme", "bearer_scheme"]
+__all__ = ["auth_key_scheme", "authorized", "authorized_with_email_key", "basic_scheme", "bearer_scheme"]
 
 # Declared only so that OpenAPI documents the schemes; the header is read below, where each failure gets its own code.
 bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer mbk_<id>_<secret>`")
@@ -58,16 +60,20 @@ def _authenticate(request: Request, allow_basic: bool) -> Principal:
     raise InvalidAuthorization(f"The Authorization header must be {expected}.")
 
 
+def _require_scope(principal: Principal, scope: str) -> None:
+    if principal.is_platform:
+        raise Forbidden("A platform key can only create organizations; use an organization or account key.")
+    if not principal.has_scope(scope):
+        raise Forbidden(f"The API key lacks the scope {scope!r} that this call needs.")
+
+
 def authorized(scope: str | None, *, allow_basic: bool = False) -> Callable[..., Principal]:
     """A dependency giving the calling key, refused unless it holds ``scope`` (``None``: any valid key)."""
 
     def check(request: Request) -> Principal:
         principal = _authenticate(request, allow_basic)
         if scope is not None:
-            if principal.is_platform:
-                raise Forbidden("A platform key can only create organizations; use an organization or account key.")
-            if not principal.has_scope(scope):
-                raise Forbidden(f"The API key lacks the scope {scope!r} that this call needs.")
+            _require_scope(principal, scope)
         return principal
 
     if allow_basic:
@@ -83,3 +89,52 @@ def authorized(scope: str | None, *, allow_basic: bool = False) -> Callable[...,
         return check(request)
 
     return bearer
+
+
+# --- X-Auth-Email + X-Auth-Key (the Cloudflare dialect's second scheme) ------------------------------
+
+# Documented as the key's scheme; the e-mail that must go with it is documented as a header parameter,
+# since OpenAPI cannot say "these two together" with FastAPI's one-scheme-per-entry security lists.
+auth_key_scheme = APIKeyHeader(
+    name="X-Auth-Key",
+    scheme_name="XAuthKey",
+    auto_error=False,
+    description="The API key (`mbk_<id>_<secret>`), sent with `X-Auth-Email`: the e-mail of the key's account. "
+    "Only an account key has an e-mail; an organization key must use `Authorization: Bearer`.",
+)
+
+
+def _authenticate_email_key(request: Request) -> Principal:
+    """``X-Auth-Email`` + ``X-Auth-Key``; a non-blank ``Authorization`` header takes precedence over them."""
+    key = request.headers.get("x-auth-key", "").strip()
+    email = request.headers.get("x-auth-email", "").strip()
+    if request.headers.get("authorization", "").strip() or not (key or email):
+        return _authenticate(request, allow_basic=False)
+    if not key:
+        raise MissingApiKey("X-Auth-Email needs X-Auth-Key: send the API key in X-Auth-Key.")
+    if not email:
+        raise MissingApiKey("X-Auth-Key needs X-Auth-Email: send the e-mail of the key's account in X-Auth-Email.")
+    with reading(request) as conn:
+        return accounts.authenticate_email_key(conn, email, key)
+
+
+def authorized_with_email_key(scope: str) -> Callable[..., Principal]:
+    """Like :func:`authorized`, also accepting ``X-Auth-Email`` + ``X-Auth-Key`` in place of a Bearer header."""
+
+    def bearer_or_email_key(
+        request: Request,
+        _bearer: object = Depends(bearer_scheme),
+        _key: object = Depends(auth_key_scheme),
+        _email: Annotated[
+            str | None,
+            Header(
+                alias="X-Auth-Email",
+                description="With `X-Auth-Key`: the e-mail of the key's account (compared ignoring case).",
+            ),
+        ] = None,
+    ) -> Principal:
+        principal = _authenticate_email_key(request)
+        _require_scope(principal, scope)
+        return principal
+
+    return bearer_or_email_key
