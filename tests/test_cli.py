@@ -423,3 +423,33 @@ class TestBill:
         result = runner.invoke(app, ["bill", "--month", previous_month(1), "--organization", str(uuid.uuid4())])
         assert result.exit_code == 2
         assert "no organization" in result.output
+
+    def test_the_billing_curl_examples_show_invoices_payments_and_history(
+        self, runner: CliRunner, database_file: Path, database: Database
+    ) -> None:
+        output = run_demo(runner)
+        organization_key = labelled_token(output, "organization key")
+        curls = [line.strip() for line in output.splitlines() if line.strip().startswith("curl ")]
+        history = next(line for line in curls if "/client/v4/user/billing/history" in line)
+        view = next(line for line in curls if "/billing -H" in line)
+        settings = Settings(database_url=f"sqlite:///{database_file}", migrate_on_start=False)
+        with TestClient(create_app(settings, database)) as client:
+            path = re.search(r'"\$MB(\S+)"', history)
+            email = re.search(r'X-Auth-Email: ([^"]+)"', history)
+            key = re.search(r'X-Auth-Key: ([^"]+)"', history)
+            assert path is not None, history
+            assert email is not None, history
+            assert key is not None, history
+            response = client.get(path.group(1), headers={"X-Auth-Email": email.group(1), "X-Auth-Key": key.group(1)})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["success"] is True
+            assert len(body["result"]) == 5
+            assert {item["type"] for item in body["result"]} <= {"charge", "payment", "refund"}
+            assert body["result_info"]["total_count"] > 5
+            view_path = re.search(r"\$MB(\S+)", view)
+            assert view_path is not None
+            response = client.get(view_path.group(1), headers={"Authorization": f"Bearer {organization_key}"})
+            assert response.status_code == 200, response.text
+            assert response.json()["invoices"] != []
+            assert response.json()["payments"] != []
