@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from meterbook.accounts.repository import reachable_ids
 from meterbook.db.tables import payment_allocations, payments
@@ -49,9 +49,15 @@ def _allocations_by_payment(
     return found
 
 
-def insert_payment(conn: Connection, payment: Payment, fingerprint: str) -> None:
-    conn.execute(
-        insert(payments).values(
+def insert_payment(conn: Connection, payment: Payment, fingerprint: str) -> bool:
+    """Store the payment unless its id is taken in its organization; False when it was (nothing written).
+
+    ``ON CONFLICT DO NOTHING``: a concurrent request that stored the same id first (and committed) makes
+    this one a retry or a conflict for the caller to tell apart, never a unique-key error.
+    """
+    statement = (
+        insert_for(conn, payments)
+        .values(
             organization_id=payment.organization_id,
             id=payment.id,
             account_id=payment.account_id,
@@ -64,7 +70,10 @@ def insert_payment(conn: Connection, payment: Payment, fingerprint: str) -> None
             fingerprint=fingerprint,
             created_at=payment.created_at,
         )
+        .on_conflict_do_nothing(index_elements=["organization_id", "id"])
+        .returning(payments.c.id)
     )
+    return conn.execute(statement).first() is not None
 
 
 def find_payment(conn: Connection, organization_id: uuid.UUID, payment_id: str) -> tuple[Payment, str] | None:

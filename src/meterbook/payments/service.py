@@ -65,12 +65,9 @@ def record(conn: Connection, account: Account, data: PaymentIn, currency: str, n
         }
     )
     if data.id is not None:
-        existing = repository.find_payment(conn, account.organization_id, payment_id)
+        existing = _recorded(conn, account.organization_id, payment_id, digest)
         if existing is not None:
-            payment, stored_digest = existing
-            if stored_digest != digest:
-                raise Conflict(f"Payment {payment_id!r} was already recorded with different content.")
-            return payment, False
+            return existing, False
     payment = Payment(
         id=payment_id,
         organization_id=account.organization_id,
@@ -83,8 +80,25 @@ def record(conn: Connection, account: Account, data: PaymentIn, currency: str, n
         unapplied=data.amount,
         created_at=now,
     )
-    repository.insert_payment(conn, payment, digest)
+    if not repository.insert_payment(conn, payment, digest):
+        # A concurrent request recorded this id first (for another account: this one's lock did not
+        # keep it out); it has committed, so this is a retry of it or a conflict with it.
+        existing = _recorded(conn, account.organization_id, payment_id, digest)
+        if existing is None:
+            raise AssertionError(f"payment {payment_id!r} is neither new nor recorded")
+        return existing, False
     return payment, True
+
+
+def _recorded(conn: Connection, organization_id: uuid.UUID, payment_id: str, digest: str) -> Payment | None:
+    """The payment already recorded under this id, if its content is the same; a conflict if it is not."""
+    existing = repository.find_payment(conn, organization_id, payment_id)
+    if existing is None:
+        return None
+    payment, stored_digest = existing
+    if stored_digest != digest:
+        raise Conflict(f"Payment {payment_id!r} was already recorded with different content.")
+    return payment
 
 
 def find(conn: Connection, organization_id: uuid.UUID, payment_id: str) -> Payment | None:
