@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from meterbook.accounts.repository import reachable_ids
 from meterbook.db.tables import accounts, billing_history, billing_runs, invoice_lines, invoices
 from meterbook.invoicing.models import BillingRun, HistoryItem, Invoice, InvoiceLine
+from meterbook.kit.fields import INT64_MAX
 
 __all__ = [
     "HistoryOrder",
@@ -28,6 +29,7 @@ __all__ = [
     "last_invoice_number",
     "list_invoices",
     "open_invoices",
+    "too_large_to_store",
     "update_invoice",
     "verify_invoice_sums",
 ]
@@ -71,6 +73,27 @@ def invoiced_months(conn: Connection, organization_id: uuid.UUID, months: Iterab
 def last_invoice_number(conn: Connection, organization_id: uuid.UUID) -> int:
     statement = select(func.max(invoices.c.number)).where(invoices.c.organization_id == organization_id)
     return int(conn.execute(statement).scalar_one() or 0)
+
+
+def _fits(column: Any, value: Decimal) -> bool:
+    """Whether ``value`` fits the 64-bit integer a fixed-scale column keeps it as."""
+    return abs(value.scaleb(column.type.scale)) <= INT64_MAX
+
+
+def too_large_to_store(new_invoices: Sequence[Invoice]) -> list[str]:
+    """What of these invoices the columns cannot hold (a line's quantity, a line's or an invoice's amount)."""
+    problems: list[str] = []
+    for invoice in new_invoices:
+        found = len(problems)
+        for line in invoice.lines:
+            what = "the commitment" if line.product_id is None else f"product {line.product_id!r}"
+            if not _fits(invoice_lines.c.quantity, line.quantity):
+                problems.append(f"{what} of account {invoice.account_id}: quantity {line.quantity}")
+            if not _fits(invoice_lines.c.amount, line.amount):
+                problems.append(f"{what} of account {invoice.account_id}: amount {line.amount} {invoice.currency}")
+        if len(problems) == found and not _fits(invoices.c.amount, invoice.amount):
+            problems.append(f"the total of account {invoice.account_id}: amount {invoice.amount} {invoice.currency}")
+    return problems
 
 
 def insert_invoices(conn: Connection, new_invoices: Sequence[Invoice]) -> None:

@@ -96,10 +96,18 @@ class AccountTerms:
         )
 
 
+def _plain(value: Decimal) -> Decimal:
+    """The same number without trailing zeros, never in exponent form: ``0.010`` is ``0.01``, ``1E+1`` is ``10``."""
+    with localcontext(prec=_EXACT_DIGITS):
+        normalized = value.normalize()
+        return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized
+
+
 def _usage_line(number: int, product_id: str, usage: Sequence[Aggregate], currency: str) -> InvoiceLine:
     with localcontext(prec=_EXACT_DIGITS):
-        quantity = sum((aggregate.number_of_units for aggregate in usage), Decimal(0))
-        exact = sum((aggregate.total_amount for aggregate in usage), Decimal(0))
+        quantity = _plain(sum((aggregate.number_of_units for aggregate in usage), Decimal(0)))
+        # Sums of exact totals keep the longest fraction (0.005 + 0.005 = 0.010): shown as 0.01, like all money.
+        exact = _plain(sum((aggregate.total_amount for aggregate in usage), Decimal(0)))
     prices = {aggregate.price for aggregate in usage}
     return InvoiceLine(
         line=number,
@@ -126,12 +134,15 @@ def draft_invoices(
     ``terms`` lists accounts oldest first; invoices are numbered in that order, then by currency.
     """
     usage_by_owner: dict[tuple[uuid.UUID, str], dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
+    # Per account, so that finding an account's currencies does not scan every account's usage.
+    currencies_by_account: dict[uuid.UUID, set[str]] = defaultdict(set)
     for aggregate in usage:
         usage_by_owner[(aggregate.account_id, aggregate.currency)][aggregate.product_id].append(aggregate)
+        currencies_by_account[aggregate.account_id].add(aggregate.currency)
     effective = month_start(next_month(month))
     drafts: list[Invoice] = []
     for account in terms:
-        currencies = {currency for owner, currency in usage_by_owner if owner == account.id}
+        currencies = set(currencies_by_account.get(account.id, ()))
         committed = account.commitment_in(month)
         if committed:
             currencies.add(account.currency)
@@ -200,17 +211,11 @@ def _charges(invoice: Invoice, account_name: str) -> list[tuple[HistoryItem, uui
 def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: datetime | None = None) -> BillingRun:
     """Invoice one ended month of one organization; a month already billed is left as it is (``created`` False)."""
     now = now or utcnow()
-    ends = month_start(next_month(month))
-    if ends > now:
-        raise ValidationFailed(
-            [
-                FieldError(
-                    "body.month",
-                    f"{month} has not ended; it can be billed from {format_rfc3339(ends)}",
-                    "month_not_ended",
-                )
-            ]
-        )
+    # December 9999 ends beyond the calendar: it has not ended, whatever the clock says.
+    ends = None if month >= "9999-12" else month_start(next_month(month))
+    if ends is None or ends > now:
+        when = "it ends beyond year 9999" if ends is None else f"it can be billed from {format_rfc3339(ends)}"
+        raise ValidationFailed([FieldError("body.month", f"{month} has not ended; {when}", "month_not_ended")])
     # Waits for every ingestion in flight and keeps new ones out until this transaction ends.
     lock_organization_usage(conn, organization_id, exclusive=True)
     existing = repository.find_billing_run(conn, organization_id, month)
@@ -225,7 +230,16 @@ def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: d
         repository.last_invoice_number(conn, organization_id) + 1,
         now,
     )
+    problems = repository.too_large_to_store(drafts)
+    if problems:
+        # Refused whole, with what is too large, rather than failing on the database's integer range.
+        raise Conflict(
+            f"{month} cannot be invoiced, an invoice cannot hold {'; '.join(problems[:10])}. Nothing was invoiced."
+        )
     names = {account.id: account.name for account in all_accounts}
+    # A payment recorded meanwhile either commits before these locks are granted (and its credit is
+    # seen below) or waits for this run to commit (and then finds the new invoices open).
+    accounts.lock_accounts(conn, sorted({invoice.account_id for invoice in drafts}))
     repository.insert_invoices(conn, drafts)
     repository.insert_history(
         conn, organization_id, [item for invoice in drafts for item in _charges(invoice, names[invoice.account_id])]
@@ -465,6 +479,17 @@ def history(
 ) -> HistoryPage:
     """A page of the billing history of every account the key reaches."""
     organization_id, path_prefix = within(principal)
+    total = repository.count_history(conn, organization_id, path_prefix)
+    filtered = type_ is not None or action is not None or since is not None
+    matching = (
+        repository.count_history(conn, organization_id, path_prefix, type_=type_, action=action, since=since)
+        if filtered
+        else total
+    )
+    offset = (page - 1) * per_page
+    if offset >= matching:
+        # Past the last page: nothing to read, and an offset that large may not fit the database's integers.
+        return HistoryPage(items=[], matching=matching, total=total)
     items = repository.history_page(
         conn,
         organization_id,
@@ -473,15 +498,8 @@ def history(
         action=action,
         since=since,
         order=order,
-        offset=(page - 1) * per_page,
+        offset=offset,
         limit=per_page,
-    )
-    total = repository.count_history(conn, organization_id, path_prefix)
-    filtered = type_ is not None or action is not None or since is not None
-    matching = (
-        repository.count_history(conn, organization_id, path_prefix, type_=type_, action=action, since=since)
-        if filtered
-        else total
     )
     return HistoryPage(items=items, matching=matching, total=total)
 
