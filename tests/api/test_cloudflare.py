@@ -23,10 +23,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from meterbook.accounts import service as accounts
 from meterbook.api import cloudflare
 from meterbook.app import create_app
 from meterbook.db import Database
 from meterbook.db.tables import api_keys
+from meterbook.invoicing import service as invoicing
 from meterbook.kit import jsontext
 from tests.conftest import Tenant, bearer
 from tests.helpers import ts
@@ -526,6 +528,14 @@ class TestPaging:
             "result_info": {"page": 4, "per_page": 5, "count": 0, "total_count": 11, "total_pages": 3},
         }
         assert world.ok(page=2147483647)["result"] == []
+
+    def test_the_service_answers_any_page_past_the_end(self, world: World, database: Database) -> None:
+        # The dialect caps page at 2**31 - 1; the service itself must not hand the database an offset
+        # beyond its integers (10**30 * 50 rows) for any other caller.
+        with database.read() as conn:
+            principal = accounts.authenticate(conn, world.tenant.key)
+            found = invoicing.history(conn, principal, page=10**30, per_page=50)
+        assert (found.items, found.matching, found.total) == ([], 11, 11)
 
     def test_defaults(self, world: World) -> None:
         info = world.ok()["result_info"]
