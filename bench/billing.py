@@ -1,0 +1,188 @@
+"""How long a billing run takes, and how fast the billing views read, on a database of a given size.
+
+    .venv/bin/python bench/billing.py                    # 10,000 accounts x 5 products, SQLite file
+    .venv/bin/python bench/billing.py --accounts 1000    # smaller
+    .venv/bin/python bench/billing.py --database-url postgresql+psycopg://user@host/empty_db
+
+What it does: creates a database (a fresh SQLite file in a temporary directory, or the *empty* PostgreSQL
+database it is given, migrated); seeds through the services one organization, ``--accounts`` accounts
+(each with a monthly commitment and a payment made ahead), ``--products`` products and one metered event
+per account and product in the month before last; then times, at service level (no HTTP: the run is one
+transaction, as ``POST /v1/billing_runs`` and ``meterbook bill`` make it):
+
+1. the billing run of that month (invoices, lines, history items, and settling the payments made ahead);
+2. ``--reads`` reads of the Cloudflare billing history (a page of 20, newest first, organization key),
+   and of the Faraday billing statement of one account, as p50/p99 in milliseconds.
+
+It prints each figure with the machine (cores, CPU model), the database and the meterbook commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from meterbook.accounts import service as accounts  # noqa: E402
+from meterbook.accounts.schemas import AccountCreate, Commitment, OrganizationCreate  # noqa: E402
+from meterbook.catalog import service as catalog  # noqa: E402
+from meterbook.catalog.schemas import ProductPut  # noqa: E402
+from meterbook.db import Database  # noqa: E402
+from meterbook.db.migrate import migrate  # noqa: E402
+from meterbook.invoicing import service as invoicing  # noqa: E402
+from meterbook.payments.schemas import PaymentIn  # noqa: E402
+from meterbook.usage import service as usage  # noqa: E402
+from meterbook.usage.schemas import EventIn  # noqa: E402
+
+
+def month_before_last() -> tuple[str, datetime]:
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 1 - 2
+    year, month = divmod(index, 12)
+    return f"{year:04d}-{month + 1:02d}", datetime(year, month + 1, 10, 12, tzinfo=UTC)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--products", type=int, default=5)
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--database-url", default=None, help="an EMPTY PostgreSQL database (default: SQLite file)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="meterbook-bench-") as directory:
+        url = args.database_url or f"sqlite:///{directory}/bench.db"
+        database = Database(url, pool_size=2)
+        migrate(database)
+        month, when = month_before_last()
+        print(f"seeding {args.accounts:,} accounts x {args.products} products, usage in {month} ...", flush=True)
+        started = time.perf_counter()
+        with database.write() as conn:
+            platform_key = accounts.create_platform_key(conn, "bench")
+            _, org_key = accounts.create_organization(
+                conn, accounts.authenticate(conn, platform_key.token), OrganizationCreate(name="Billing bench")
+            )
+            org = accounts.authenticate(conn, org_key.token)
+            for number in range(args.products):
+                catalog.put_product(
+                    conn,
+                    org,
+                    f"BENCH-{number}",
+                    ProductPut.model_validate(
+                        {
+                            "description": f"Bench product {number}",
+                            "unit_price": Decimal("0.0067") * (number + 1),
+                            "price_effective_from": "2000-01-01T00:00:00Z",
+                        }
+                    ),
+                )
+        account_ids = []
+        for first in range(0, args.accounts, 1000):
+            with database.write() as conn:
+                for number in range(first, min(first + 1000, args.accounts)):
+                    created = accounts.create_account(
+                        conn,
+                        org,
+                        AccountCreate(
+                            name=f"Customer {number}",
+                            commitment=Commitment(monthly_cost=Decimal("49.99"), renewal_date=None),
+                            contract_started_at=datetime(2020, 1, 1, tzinfo=UTC),
+                        ),
+                    )
+                    account_ids.append(created.id)
+                    if number % 10 == 0:
+                        invoicing.pay(
+                            conn,
+                            org,
+                            PaymentIn(id=f"ahead-{number}", account_id=created.id, amount=Decimal("20")),
+                        )
+        events = [
+            EventIn.model_validate(
+                {
+                    "id": f"ev-{index}-{number}",
+                    "account_id": account_id,
+                    "type": "metered",
+                    "product_id": f"BENCH-{number}",
+                    "quantity": Decimal(17 + index % 300) + Decimal("0.25"),
+                    "occurred_at": when,
+                }
+            )
+            for index, account_id in enumerate(account_ids)
+            for number in range(args.products)
+        ]
+        for first in range(0, len(events), 10_000):
+            with database.write() as conn:
+                usage.ingest(conn, org, events[first : first + 10_000])
+        print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
+
+        organization_id = org.organization_id
+        assert organization_id is not None
+        started = time.perf_counter()
+        with database.write() as conn:
+            run = invoicing.run_billing(conn, organization_id, month)
+        run_seconds = time.perf_counter() - started
+
+        history_ms: list[float] = []
+        statement_ms: list[float] = []
+        chooser = random.Random(7)
+        for _ in range(args.reads):
+            started = time.perf_counter()
+            with database.read() as conn:
+                page = invoicing.history(conn, org, page=chooser.randint(1, 50), per_page=20)
+            history_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            with database.read() as conn:
+                invoicing.account_statement(conn, org, chooser.choice(account_ids))
+            statement_ms.append((time.perf_counter() - started) * 1000)
+        database.dispose()
+
+    print()
+    print(f"machine      {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
+    where = "file in a temporary directory" if args.database_url is None else "given URL"
+    print(f"database     {database.dialect} ({where})")
+    print(f"commit       {git_commit()}")
+    print(f"billing run  {run.invoice_count:,} invoices for {args.accounts:,} accounts in {run_seconds:.2f} s")
+    print(
+        f"history page p50 {statistics.median(history_ms):.1f} ms, p99 {percentile(history_ms, 0.99):.1f} ms "
+        f"({page.total:,} items in all)"
+    )
+    print(f"statement    p50 {statistics.median(statement_ms):.1f} ms, p99 {percentile(statement_ms, 0.99):.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
