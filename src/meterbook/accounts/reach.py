@@ -16,7 +16,7 @@ from meterbook.accounts import repository
 from meterbook.accounts.models import Account, Principal
 from meterbook.errors import Forbidden, NotFound
 
-__all__ = ["require_organization", "resolve_account", "resolve_accounts", "within"]
+__all__ = ["reachable_archived_flags", "require_organization", "resolve_account", "resolve_accounts", "within"]
 
 
 def require_organization(principal: Principal) -> uuid.UUID:
@@ -50,3 +50,14 @@ def resolve_accounts(
         return {}
     found = repository.list_accounts(conn, organization_id, path_prefix, ids=wanted)
     return {account.id: account for account in found}
+
+
+def reachable_archived_flags(
+    conn: Connection, principal: Principal, account_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, bool]:
+    """Of the accounts among ``account_ids`` that the key reaches, whether each is archived (one lean query)."""
+    organization_id, path_prefix = within(principal)
+    wanted = list(set(account_ids))
+    if not wanted:
+        return {}
+    return repository.archived_flags(conn, organization_id, path_prefix, wanted)

@@ -14,6 +14,7 @@ from meterbook.accounts.models import Account, ApiKey, Organization, Project
 from meterbook.db.tables import accounts, api_keys, organizations, projects
 
 __all__ = [
+    "archived_flags",
     "find_key",
     "find_organization_named",
     "get_account",
@@ -122,6 +123,16 @@ def list_accounts(
         statement = statement.where(accounts.c.id.in_(ids))
     statement = statement.order_by(accounts.c.created_at, accounts.c.id)
     return [_account(row) for row in conn.execute(statement)]
+
+
+def archived_flags(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, bool]:
+    """Of the accounts among ``ids`` within reach, whether each is archived: the little that ingestion needs."""
+    statement = select(accounts.c.id, accounts.c.archived_at.is_not(None).label("archived")).where(
+        _within(organization_id, path_prefix), accounts.c.id.in_(ids)
+    )
+    return {row.id: bool(row.archived) for row in conn.execute(statement)}
 
 
 def update_account(conn: Connection, account_id: uuid.UUID, values: Mapping[str, Any]) -> None:

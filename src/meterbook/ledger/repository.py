@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
+from meterbook.db.bulk import insert_rows
 from meterbook.db.tables import accounts, credit_balances, credit_transactions, ledger_entries
 from meterbook.db.upsert import insert_for
 from meterbook.kit import jsontext
@@ -21,7 +22,9 @@ __all__ = [
     "get_balance",
     "insert_transactions",
     "list_transactions",
+    "lock_balances",
     "reverted_amount",
+    "set_balances",
     "transaction_by_key",
 ]
 
@@ -30,6 +33,24 @@ def _transaction(row: Any) -> Transaction:
     values = {k: v for k, v in row._mapping.items() if k not in {"organization_id", "fingerprint"}}
     values["metadata"] = jsontext.loads(values["metadata"]) if values["metadata"] else None
     return Transaction(**values)
+
+
+_TRANSACTION_COLUMNS = (
+    "id",
+    "organization_id",
+    "account_id",
+    "kind",
+    "amount",
+    "idempotency_key",
+    "reverts_id",
+    "source",
+    "description",
+    "user_id",
+    "metadata",
+    "fingerprint",
+    "created_at",
+)
+_ENTRY_COLUMNS = ("transaction_id", "line", "account_id", "system_account", "amount")
 
 
 def insert_transactions(
@@ -41,48 +62,35 @@ def insert_transactions(
     """Write the transactions and their two balancing entries each, in two bulk statements."""
     if not transactions:
         return
-    conn.execute(
-        insert(credit_transactions),
+    insert_rows(
+        conn,
+        credit_transactions,
+        _TRANSACTION_COLUMNS,
         [
-            {
-                "id": t.id,
-                "organization_id": organization_id,
-                "account_id": t.account_id,
-                "kind": t.kind,
-                "amount": t.amount,
-                "idempotency_key": t.idempotency_key,
-                "reverts_id": t.reverts_id,
-                "source": t.source,
-                "description": t.description,
-                "user_id": t.user_id,
-                "metadata": jsontext.dumps(t.metadata).decode() if t.metadata is not None else None,
-                "fingerprint": fingerprint,
-                "created_at": t.created_at,
-            }
+            (
+                t.id,
+                organization_id,
+                t.account_id,
+                t.kind,
+                t.amount,
+                t.idempotency_key,
+                t.reverts_id,
+                t.source,
+                t.description,
+                t.user_id,
+                jsontext.dumps(t.metadata).decode() if t.metadata is not None else None,
+                fingerprint,
+                t.created_at,
+            )
             for t, fingerprint in zip(transactions, fingerprints, strict=True)
         ],
     )
-    entries = []
+    entries: list[tuple[Any, ...]] = []
     for t in transactions:
-        entries.append(
-            {
-                "transaction_id": t.id,
-                "line": 1,
-                "account_id": t.account_id,
-                "system_account": None,
-                "amount": t.signed_amount,
-            }
-        )
-        entries.append(
-            {
-                "transaction_id": t.id,
-                "line": 2,
-                "account_id": None,
-                "system_account": SYSTEM_ACCOUNTS[t.kind],
-                "amount": -t.signed_amount,
-            }
-        )
-    conn.execute(insert(ledger_entries), entries)
+        signed = t.signed_amount
+        entries.append((t.id, 1, t.account_id, None, signed))
+        entries.append((t.id, 2, None, SYSTEM_ACCOUNTS[t.kind], -signed))
+    insert_rows(conn, ledger_entries, _ENTRY_COLUMNS, entries)
 
 
 def ensure_balances(
@@ -111,6 +119,33 @@ def add_to_balance(conn: Connection, account_id: uuid.UUID, delta: int, now: dat
         statement.values(balance=new_balance, updated_at=now).returning(credit_balances.c.balance)
     ).scalar()
     return None if result is None else int(result)
+
+
+def lock_balances(conn: Connection, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+    """Each account's (balance, credit_min), its balance row locked until the transaction ends (PostgreSQL).
+
+    Locked in one order for every caller, so that concurrent batches never deadlock; SQLite has one
+    writer, which is lock enough. Every account must have its balance row (``ensure_balances``).
+    """
+    statement = (
+        select(credit_balances.c.account_id, credit_balances.c.balance, accounts.c.credit_min)
+        .join(accounts, accounts.c.id == credit_balances.c.account_id)
+        .where(credit_balances.c.account_id.in_(account_ids))
+        .order_by(credit_balances.c.account_id)
+    )
+    if conn.dialect.name == "postgresql":
+        statement = statement.with_for_update(of=credit_balances)
+    return {row.account_id: (int(row.balance), int(row.credit_min)) for row in conn.execute(statement)}
+
+
+def set_balances(conn: Connection, balances: Mapping[uuid.UUID, int], now: datetime) -> None:
+    """Write new balances of rows this transaction has locked, in one executemany."""
+    statement = (
+        update(credit_balances)
+        .where(credit_balances.c.account_id == bindparam("target"))
+        .values(balance=bindparam("new_balance"), updated_at=now)
+    )
+    conn.execute(statement, [{"target": account_id, "new_balance": amount} for account_id, amount in balances.items()])
 
 
 def get_balance(conn: Connection, account_id: uuid.UUID) -> Balance:

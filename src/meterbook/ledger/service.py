@@ -61,14 +61,22 @@ def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[U
     per_account: dict[uuid.UUID, int] = defaultdict(int)
     for debit in debits:
         per_account[debit.account_id] += debit.amount
-    repository.ensure_balances(conn, organization_id, per_account, now)
-    # A fixed order, so that concurrent requests lock balances in the same order (no deadlock on PostgreSQL).
+    current = repository.lock_balances(conn, sorted(per_account))
+    missing = [account_id for account_id in per_account if account_id not in current]
+    if missing:
+        # First debit of these accounts: create their rows, then lock the whole set again in one order.
+        repository.ensure_balances(conn, organization_id, missing, now)
+        current = repository.lock_balances(conn, sorted(per_account))
     for account_id in sorted(per_account, key=str):
-        if repository.add_to_balance(conn, account_id, -per_account[account_id], now) is None:
+        balance, credit_min = current[account_id]
+        if balance - per_account[account_id] < credit_min:
             raise InsufficientCredits(
                 f"insufficient credits: account {account_id} cannot spend {per_account[account_id]} "
                 "without going below its credit_min"
             )
+    repository.set_balances(
+        conn, {account_id: current[account_id][0] - spent for account_id, spent in per_account.items()}, now
+    )
     repository.insert_transactions(
         conn,
         organization_id,

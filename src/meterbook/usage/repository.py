@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select, text
 
+from meterbook.db.bulk import insert_rows
 from meterbook.db.tables import usage_events
-from meterbook.db.upsert import insert_for
 from meterbook.kit.money import to_scaled
 
-__all__ = ["fingerprints_of", "insert_new_events"]
+__all__ = ["EVENT_COLUMNS", "fingerprints_of", "insert_new_events"]
 
 
 #: (column, PostgreSQL array type) in table order, for the one-statement insert below.
@@ -46,34 +46,37 @@ _PG_INSERT = text(
 )
 
 
-def _insert_new_events_postgresql(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    columns: dict[str, list[Any]] = {name: [] for name, _ in _PG_COLUMNS}
-    for row in rows:
-        for name, values in columns.items():
-            values.append(row[name])
+#: The order of the values of each row given to :func:`insert_new_events`.
+EVENT_COLUMNS = tuple(name for name, _ in _PG_COLUMNS)
+
+
+def _insert_new_events_postgresql(conn: Connection, rows: Sequence[Sequence[Any]]) -> set[str]:
+    columns = {name: list(values) for name, values in zip(EVENT_COLUMNS, zip(*rows, strict=True), strict=True)}
     # The column types' conversions, done here because the arrays bypass them.
     columns["unit_price"] = [None if price is None else to_scaled(price) for price in columns["unit_price"]]
     return set(conn.execute(_PG_INSERT, columns).scalars())
 
 
-def insert_new_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+def _insert_new_events_sqlite(conn: Connection, organization_id: uuid.UUID, rows: Sequence[Sequence[Any]]) -> set[str]:
+    # SQLite has one writer, and this transaction holds it: the ids not stored now cannot be stored by
+    # anyone else before it commits, so a plain insert of those is exactly-once without ON CONFLICT.
+    stored = fingerprints_of(conn, organization_id, (row[1] for row in rows))
+    new_rows = [row for row in rows if row[1] not in stored]
+    insert_rows(conn, usage_events, EVENT_COLUMNS, new_rows)
+    return {row[1] for row in new_rows}
+
+
+def insert_new_events(conn: Connection, organization_id: uuid.UUID, rows: Sequence[Sequence[Any]]) -> set[str]:
     """Insert the events whose id the organization has not used yet; the ids actually inserted.
 
-    ``ON CONFLICT DO NOTHING RETURNING`` counts the new rows on both databases, in bulk.
+    Each row holds the values of :data:`EVENT_COLUMNS` in that order, for events of ``organization_id``
+    with distinct ids.
     """
     if not rows:
         return set()
     if conn.dialect.name == "postgresql":
         return _insert_new_events_postgresql(conn, rows)
-    statement = (
-        insert_for(conn, usage_events)
-        .on_conflict_do_nothing(index_elements=["organization_id", "id"])
-        .returning(usage_events.c.id)
-    )
-    inserted: set[str] = set()
-    result = conn.execute(statement, list(rows))
-    inserted.update(result.scalars())
-    return inserted
+    return _insert_new_events_sqlite(conn, organization_id, rows)
 
 
 def fingerprints_of(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from meterbook.accounts.models import Principal
-from meterbook.accounts.reach import require_organization, resolve_accounts
+from meterbook.accounts.reach import reachable_archived_flags, require_organization
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import month_of
 from meterbook.aggregates.service import Rating
@@ -81,19 +81,21 @@ def _check_and_rate(
     """Refuse the batch if any event names what it may not; else the rating of each event (None: no product)."""
     errors: list[FieldError] = []
     ratings: list[Rating | None] = []
-    reachable = resolve_accounts(conn, principal, (event.account_id for event in events))
+    archived = reachable_archived_flags(conn, principal, (event.account_id for event in events))
     product_ids = {event.product_id for event in events if event.product_id is not None}
     known_products = catalog.products_by_id(conn, organization_id, product_ids) if product_ids else {}
     feature_names = {event.feature for event in events if event.type == "feature" and event.feature is not None}
     known_features = features.features_by_name(conn, organization_id, feature_names) if feature_names else {}
     latest = now + FUTURE_TOLERANCE
+    # A batch names few aggregates: rate each (account, product, month, price, ...) once, not each event.
+    keys: dict[tuple[object, ...], Rating] = {}
     for index, event in enumerate(events):
-        account = reachable.get(event.account_id)
-        if account is None:
+        is_archived = archived.get(event.account_id)
+        if is_archived is None:
             errors.append(
                 FieldError(f"body.{index}.account_id", f"no account with id {event.account_id} was found", "not_found")
             )
-        elif account.archived_at is not None:
+        elif is_archived:
             errors.append(FieldError(f"body.{index}.account_id", f"account {event.account_id} is archived", "archived"))
         rating = None
         if event.product_id is not None:
@@ -106,11 +108,30 @@ def _check_and_rate(
                 )
             else:
                 occurred_at = event.occurred_at or now
-                quantity = event.quantity
-                rating = aggregates.rate(
-                    organization_id, event.account_id, product, occurred_at, quantity, event.direction, event.resolution
+                price = product.price_at(occurred_at)
+                memo = (
+                    event.account_id,
+                    event.product_id,
+                    occurred_at.year,
+                    occurred_at.month,
+                    price,
+                    event.direction,
+                    event.resolution,
                 )
-                if rating is None:
+                rated = keys.get(memo)
+                if rated is None:
+                    rated = aggregates.rate(
+                        organization_id,
+                        event.account_id,
+                        product,
+                        occurred_at,
+                        event.quantity,
+                        event.direction,
+                        event.resolution,
+                    )
+                    if rated is not None:
+                        keys[memo] = rated
+                if rated is None:
                     errors.append(
                         FieldError(
                             f"body.{index}.occurred_at",
@@ -118,6 +139,8 @@ def _check_and_rate(
                             "unpriced",
                         )
                     )
+                else:
+                    rating = Rating(key=rated.key, quantity=event.quantity)
         ratings.append(rating)
         if event.type == "feature" and event.feature not in known_features:
             errors.append(FieldError(f"body.{index}.feature", f"no feature named {event.feature!r}", "not_found"))
@@ -148,31 +171,32 @@ def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) ->
         elif seen[1] != digest:
             raise Conflict(f"Event id {event.id!r} appears twice in this request with different content.")
 
+    # In the order of repository.EVENT_COLUMNS; sorted by id, so that concurrent batches that share
+    # ids take their index locks in one order (no deadlock).
     rows = [
-        {
-            "organization_id": organization_id,
-            "id": event.id,
-            "account_id": event.account_id,
-            "kind": event.type,
-            "product_id": event.product_id,
-            "feature": event.feature,
-            "quantity": format(event.quantity.normalize(), "f"),
-            "occurred_at": event.occurred_at or now,
-            "received_at": now,
-            "direction": event.direction,
-            "resolution": event.resolution,
-            "user_id": event.user_id,
-            "source": event.source,
-            "description": event.description,
-            "metadata": jsontext.dumps(event.metadata).decode() if event.metadata is not None else None,
-            "fingerprint": digest,
-            "aggregate_id": rating.key.id if rating else None,
-            "unit_price": rating.key.price if rating else None,
-        }
-        # Sorted by id: concurrent batches that share ids take their index locks in one order (no deadlock).
+        (
+            organization_id,
+            event.id,
+            event.account_id,
+            event.type,
+            event.product_id,
+            event.feature,
+            format(event.quantity.normalize(), "f"),
+            event.occurred_at or now,
+            now,
+            event.direction,
+            event.resolution,
+            event.user_id,
+            event.source,
+            event.description,
+            jsontext.dumps(event.metadata).decode() if event.metadata is not None else None,
+            digest,
+            rating.key.id if rating else None,
+            rating.key.price if rating else None,
+        )
         for event, digest, rating in sorted(unique.values(), key=lambda item: item[0].id)
     ]
-    inserted = repository.insert_new_events(conn, rows)
+    inserted = repository.insert_new_events(conn, organization_id, rows)
     already = [event_id for event_id in unique if event_id not in inserted]
     if already:
         stored = repository.fingerprints_of(conn, organization_id, already)
