@@ -219,7 +219,8 @@ usage_events = Table(
     # How the event was rated when it arrived (events that name a product): what `verify` recomputes from.
     Column("aggregate_id", String(32), nullable=True),
     Column("unit_price", FixedDecimal(), nullable=True),
-    Index(None, "account_id", "occurred_at"),
+    # No other index: nothing reads events but by id and `verify`'s full scan, and each index costs a
+    # random B-tree insertion per event (see migration 0004).
 )
 
 # --- aggregates ------------------------------------------------------------------------------------
