@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from sqlalchemy import Connection
 
@@ -76,13 +76,20 @@ def month_usage(conn: Connection, organization_id: uuid.UUID, month: str) -> lis
 
 def add(conn: Connection, ratings: Sequence[Rating]) -> None:
     """Add rated events to their aggregates: grouped per aggregate first, then one bulk upsert."""
-    grouped: dict[AggregateKey, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
+    # Keyed by the key's id (a string whose hash is cached), not the key itself (a hash of eleven fields).
+    keys: dict[str, AggregateKey] = {}
+    quantities: dict[str, list[Decimal]] = defaultdict(list)
     for rating in ratings:
-        units, events = grouped[rating.key]
-        grouped[rating.key] = (units + rating.quantity, events + 1)
+        key_id = rating.key.id
+        keys.setdefault(key_id, rating.key)
+        quantities[key_id].append(rating.quantity)
     rows = []
     # A fixed order, so that concurrent requests lock aggregates in the same order (no deadlock on PostgreSQL).
-    for key, (units, events) in sorted(grouped.items(), key=lambda item: item[0].id):
+    for key_id in sorted(quantities):
+        key, events = keys[key_id], len(quantities[key_id])
+        # A batch may sum up to 10,000 quantities of 27 digits: more than Decimal's default 28 digits.
+        with localcontext(prec=60):
+            units = sum(quantities[key_id], Decimal(0))
         whole, nanos = split_units(units)
         rows.append(
             {

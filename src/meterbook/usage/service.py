@@ -71,7 +71,7 @@ def event_fingerprint(event: EventIn) -> str:
         event.description,
         None if event.metadata is None else fingerprint(event.metadata),
     )
-    text = "\x1f".join(_ABSENT if value is None else value for value in fields)
+    text = "\x1f".join([_ABSENT if value is None else value for value in fields])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
