@@ -340,6 +340,20 @@ class TestExactMoney:
         assert '"number_of_units":0.3' in response.text, response.text
         assert amounts(only(parse_raw(response.text)["usage"])) == (Decimal("0.1"), Decimal("0.3"), Decimal("0.03"))
 
+    def test_units_add_up_exactly_to_the_most_an_aggregate_holds_and_no_further(self, shop):
+        largest = "999999999999999999.999999999"
+        shop.put_product("P1", "1")
+        shop.send(*(shop.event("P1", largest, at(2024, 5)) for _ in range(9)))
+        assert amounts(only(shop.usage()))[1] == Decimal("8999999999999999999.999999991")
+        # 28 digits summed exactly; one more would pass 2**63 - 1 whole units: refused whole, nothing applied.
+        refused = shop.post_events([shop.event("P1", "1", at(2024, 5)), shop.event("P1", largest, at(2024, 5))])
+        body = assert_error(refused, 409, "CONFLICT")
+        assert "P1" in body["note"], body
+        assert "2024-05" in body["note"], body
+        assert amounts(only(shop.usage()))[1] == Decimal("8999999999999999999.999999991")
+        with shop.database.read() as conn:
+            assert conn.execute(select(func.count()).select_from(usage_events)).scalar_one() == 9
+
     @pytest.mark.parametrize(
         ("quantity", "price"),
         [

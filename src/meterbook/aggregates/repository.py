@@ -25,6 +25,7 @@ __all__ = [
     "recompute_rows",
     "search_query",
     "stored_rows",
+    "stored_units",
 ]
 
 _NANOS = 10**9
@@ -45,6 +46,18 @@ def add_increments(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         },
     )
     conn.execute(statement, list(rows))
+
+
+def stored_units(conn: Connection, aggregate_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(units_whole, units_nanos) of each of these aggregates that exists."""
+    found: dict[str, tuple[int, int]] = {}
+    # Bounded IN lists: SQLite allows at most 32766 parameters per statement.
+    for start in range(0, len(aggregate_ids), 5000):
+        statement = select(
+            monthly_aggregates.c.id, monthly_aggregates.c.units_whole, monthly_aggregates.c.units_nanos
+        ).where(monthly_aggregates.c.id.in_(aggregate_ids[start : start + 5000]))
+        found.update({row.id: (int(row.units_whole), int(row.units_nanos)) for row in conn.execute(statement)})
+    return found
 
 
 def aggregates_query(organization_id: uuid.UUID) -> Select[Any]:

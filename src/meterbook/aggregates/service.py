@@ -17,9 +17,10 @@ from meterbook.accounts.reach import resolve_account, resolve_accounts, within
 from meterbook.aggregates import query, repository
 from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split_units
 from meterbook.catalog.models import Product
-from meterbook.errors import Forbidden, InvalidInput
+from meterbook.errors import Conflict, Forbidden, InvalidInput
 
 __all__ = [
+    "MAX_UNITS",
     "NOT_AUTHORIZED_FOR_ACCOUNTS",
     "Rating",
     "Verification",
@@ -30,6 +31,10 @@ __all__ = [
     "search",
     "verify",
 ]
+
+
+#: What an aggregate's units can reach: a 64-bit count of whole units, plus its nanounits.
+MAX_UNITS = Decimal(2**63 - 1) + Decimal("0.999999999")
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,19 @@ def add(conn: Connection, ratings: Sequence[Rating]) -> None:
         keys.setdefault(key_id, rating.key)
         quantities[key_id].append(rating.quantity)
     rows = []
+    stored = repository.stored_units(conn, sorted(quantities))
     # A fixed order, so that concurrent requests lock aggregates in the same order (no deadlock on PostgreSQL).
     for key_id in sorted(quantities):
         key, events = keys[key_id], len(quantities[key_id])
-        # A batch may sum up to 10,000 quantities of 27 digits: more than Decimal's default 28 digits.
+        # Exact however many quantities of up to 27 digits a batch sums (the default context keeps 28).
         with localcontext(prec=60):
             units = sum(quantities[key_id], Decimal(0))
+            total = units + Aggregate.units_of(*stored.get(key_id, (0, 0)))
+        if total > MAX_UNITS:
+            raise Conflict(
+                f"The usage of product {key.product_id!r} by account {key.account_id} in {key.month} would "
+                f"exceed {MAX_UNITS} units, the most an aggregate holds; nothing was applied."
+            )
         whole, nanos = split_units(units)
         rows.append(
             {
