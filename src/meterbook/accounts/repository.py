@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from meterbook.accounts.models import Account, ApiKey, Organization, Project
@@ -125,14 +125,19 @@ def list_accounts(
     return [_account(row) for row in conn.execute(statement)]
 
 
+_ARCHIVED_FLAGS = select(accounts.c.id, accounts.c.archived_at.is_not(None).label("archived")).where(
+    accounts.c.organization_id == bindparam("organization_id"), accounts.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def archived_flags(
     conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, bool]:
     """Of the accounts among ``ids`` within reach, whether each is archived: the little that ingestion needs."""
-    statement = select(accounts.c.id, accounts.c.archived_at.is_not(None).label("archived")).where(
-        _within(organization_id, path_prefix), accounts.c.id.in_(ids)
-    )
-    return {row.id: bool(row.archived) for row in conn.execute(statement)}
+    # Built once (every ingestion asks); an account key's reach narrows it further.
+    statement = _ARCHIVED_FLAGS if path_prefix is None else _ARCHIVED_FLAGS.where(_within(organization_id, path_prefix))
+    rows = conn.execute(statement, {"organization_id": organization_id, "ids": list(ids)})
+    return {row.id: bool(row.archived) for row in rows}
 
 
 def update_account(conn: Connection, account_id: uuid.UUID, values: Mapping[str, Any]) -> None:
@@ -188,14 +193,17 @@ def insert_key(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(api_keys).values(**stored))
 
 
+# Every request authenticates: built once, not per request.
+_FIND_KEY = (
+    select(*_key_columns, api_keys.c.secret_hash, accounts.c.path)
+    .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
+    .where(api_keys.c.id == bindparam("key_id"))
+)
+
+
 def find_key(conn: Connection, key_id: uuid.UUID) -> tuple[ApiKey, str, str | None] | None:
     """The key, its secret's hash and its account's path, for authentication."""
-    statement = (
-        select(*_key_columns, api_keys.c.secret_hash, accounts.c.path)
-        .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
-        .where(api_keys.c.id == key_id)
-    )
-    row = conn.execute(statement).first()
+    row = conn.execute(_FIND_KEY, {"key_id": key_id}).first()
     if row is None:
         return None
     values = dict(row._mapping)

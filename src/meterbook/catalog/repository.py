@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from meterbook.catalog.models import Price, Product
 from meterbook.db.tables import product_prices, products
@@ -16,17 +16,28 @@ from meterbook.db.upsert import insert_for
 __all__ = ["insert_product", "list_products", "put_price", "update_product"]
 
 
+_PRODUCTS = select(products).where(products.c.organization_id == bindparam("organization_id"))
+_PRICES = select(product_prices).where(product_prices.c.organization_id == bindparam("organization_id"))
+# The ingestion path asks for a few products by id on every request: statements built once.
+_PRODUCTS_BY_ID = _PRODUCTS.where(products.c.product_id.in_(bindparam("ids", expanding=True))).order_by(
+    products.c.product_id
+)
+_PRICES_BY_ID = _PRICES.where(product_prices.c.product_id.in_(bindparam("ids", expanding=True))).order_by(
+    product_prices.c.product_id, product_prices.c.effective_from
+)
+_ALL_PRODUCTS = _PRODUCTS.order_by(products.c.product_id)
+_ALL_PRICES = _PRICES.order_by(product_prices.c.product_id, product_prices.c.effective_from)
+
+
 def list_products(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str] | None = None) -> list[Product]:
-    statement = select(products).where(products.c.organization_id == organization_id)
-    price_statement = select(product_prices).where(product_prices.c.organization_id == organization_id)
-    if ids is not None:
-        wanted = list(ids)
-        statement = statement.where(products.c.product_id.in_(wanted))
-        price_statement = price_statement.where(product_prices.c.product_id.in_(wanted))
-    rows = conn.execute(statement.order_by(products.c.product_id)).all()
-    price_rows = conn.execute(
-        price_statement.order_by(product_prices.c.product_id, product_prices.c.effective_from)
-    ).all()
+    parameters: dict[str, Any] = {"organization_id": organization_id}
+    if ids is None:
+        statement, price_statement = _ALL_PRODUCTS, _ALL_PRICES
+    else:
+        statement, price_statement = _PRODUCTS_BY_ID, _PRICES_BY_ID
+        parameters["ids"] = list(ids)
+    rows = conn.execute(statement, parameters).all()
+    price_rows = conn.execute(price_statement, parameters).all()
     prices = {
         product_id: tuple(Price(row.effective_from, row.unit_price) for row in group)
         for product_id, group in groupby(price_rows, key=lambda row: row.product_id)

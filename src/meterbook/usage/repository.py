@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from meterbook.db.bulk import insert_rows
 from meterbook.db.tables import usage_events
@@ -79,13 +79,17 @@ def insert_new_events(conn: Connection, organization_id: uuid.UUID, rows: Sequen
     return _insert_new_events_sqlite(conn, organization_id, rows)
 
 
+_FINGERPRINTS = select(usage_events.c.id, usage_events.c.fingerprint).where(
+    usage_events.c.organization_id == bindparam("organization_id"),
+    usage_events.c.id.in_(bindparam("ids", expanding=True)),
+)
+
+
 def fingerprints_of(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> dict[str, str]:
     wanted = list(ids)
     found: dict[str, str] = {}
     # Bounded IN lists: SQLite allows at most 32766 parameters per statement.
     for start in range(0, len(wanted), 5000):
-        statement = select(usage_events.c.id, usage_events.c.fingerprint).where(
-            usage_events.c.organization_id == organization_id, usage_events.c.id.in_(wanted[start : start + 5000])
-        )
-        found.update({row.id: row.fingerprint for row in conn.execute(statement)})
+        rows = conn.execute(_FINGERPRINTS, {"organization_id": organization_id, "ids": wanted[start : start + 5000]})
+        found.update({row.id: row.fingerprint for row in rows})
     return found
