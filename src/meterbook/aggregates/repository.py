@@ -5,14 +5,15 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, not_, or_, select
 
 from meterbook.aggregates.models import Aggregate
 from meterbook.aggregates.query import And, Comparison, Expr, Not, Operator, SortField
 from meterbook.db.tables import accounts, monthly_aggregates, products, usage_events
-from meterbook.db.upsert import insert_for
+from meterbook.db.upsert import insert_for_dialect
 
 __all__ = [
     "account_aggregates",
@@ -31,13 +32,13 @@ __all__ = [
 _NANOS = 10**9
 
 
-def add_increments(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Add each row's units to its aggregate, creating it if new: one bulk upsert, carries done in SQL."""
-    if not rows:
-        return
-    statement = insert_for(conn, monthly_aggregates)
+@cache
+def _increment_statement(dialect_name: str) -> Any:
+    # Built once per dialect: constructing an upsert (its ``excluded`` columns above all) cost more
+    # than running it for a one-event request.
+    statement = insert_for_dialect(dialect_name, monthly_aggregates)
     nanos = monthly_aggregates.c.units_nanos + statement.excluded.units_nanos
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["id"],
         set_={
             "units_whole": monthly_aggregates.c.units_whole + statement.excluded.units_whole + nanos // _NANOS,
@@ -45,7 +46,18 @@ def add_increments(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
             "event_count": monthly_aggregates.c.event_count + statement.excluded.event_count,
         },
     )
-    conn.execute(statement, list(rows))
+
+
+def add_increments(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add each row's units to its aggregate, creating it if new: one bulk upsert, carries done in SQL."""
+    if not rows:
+        return
+    conn.execute(_increment_statement(conn.dialect.name), list(rows))
+
+
+_STORED_UNITS = select(
+    monthly_aggregates.c.id, monthly_aggregates.c.units_whole, monthly_aggregates.c.units_nanos
+).where(monthly_aggregates.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def stored_units(conn: Connection, aggregate_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -53,10 +65,8 @@ def stored_units(conn: Connection, aggregate_ids: Sequence[str]) -> dict[str, tu
     found: dict[str, tuple[int, int]] = {}
     # Bounded IN lists: SQLite allows at most 32766 parameters per statement.
     for start in range(0, len(aggregate_ids), 5000):
-        statement = select(
-            monthly_aggregates.c.id, monthly_aggregates.c.units_whole, monthly_aggregates.c.units_nanos
-        ).where(monthly_aggregates.c.id.in_(aggregate_ids[start : start + 5000]))
-        found.update({row.id: (int(row.units_whole), int(row.units_nanos)) for row in conn.execute(statement)})
+        rows = conn.execute(_STORED_UNITS, {"ids": aggregate_ids[start : start + 5000]})
+        found.update({row.id: (int(row.units_whole), int(row.units_nanos)) for row in rows})
     return found
 
 
@@ -117,7 +127,8 @@ def fetch(conn: Connection, statement: Select[Any]) -> list[Aggregate]:
 
 
 def count(conn: Connection, statement: Select[Any]) -> int:
-    return int(conn.execute(select(func.count()).select_from(statement.order_by(None).subquery())).scalar_one())
+    """How many rows ``statement`` (a :func:`search_query`) selects, counted in an index where one covers it."""
+    return int(conn.execute(statement.with_only_columns(func.count()).order_by(None)).scalar_one())
 
 
 def stored_rows(conn: Connection) -> Iterator[Any]:
@@ -168,9 +179,18 @@ def _condition(expr: Expr) -> ColumnElement[bool]:
 
 
 def search_query(organization_id: uuid.UUID, path_prefix: str | None, where: Expr | None) -> Select[Any]:
-    """The organization's aggregates (only the subtree's, for an account key's path prefix) that match ``where``."""
-    statement = aggregates_query(organization_id)
-    if path_prefix is not None:
+    """The ids of the aggregates a key reaches (its organization's, or its subtree's) that match ``where``.
+
+    :func:`count` counts them and :func:`page_of` reads a page of them. Only ids, so that counting, ordering
+    and skipping happen in an index ((organization, month, id, account) or (account, month, id, organization))
+    and only the page's own rows are read from the table.
+    """
+    statement = select(monthly_aggregates.c.id).select_from(monthly_aggregates)
+    if path_prefix is None:
+        statement = statement.where(monthly_aggregates.c.organization_id == organization_id)
+    else:
+        # The reachable accounts are all in the organization: selected by account alone, the aggregates are
+        # read by (account, month, id, organization), never by scanning the organization's month for them.
         reachable = select(accounts.c.id).where(
             accounts.c.organization_id == organization_id,
             accounts.c.path.startswith(path_prefix, autoescape=True),
@@ -182,8 +202,23 @@ def search_query(organization_id: uuid.UUID, path_prefix: str | None, where: Exp
 
 
 def page_of(statement: Select[Any], order_by: SortField, descending: bool, offset: int, limit: int) -> Select[Any]:
-    """One page of ``statement``, ordered by ``order_by`` and then by id, both in the same direction."""
+    """One page of a :func:`search_query`, ordered by ``order_by`` then id (one direction), as :func:`fetch` reads.
+
+    The page's ids are chosen in an index; only those rows are joined with their product.
+    """
     columns = [_SORT_COLUMNS[order_by]] if order_by != "id" else []
     columns.append(monthly_aggregates.c.id)
     ordering = [column.desc() if descending else column.asc() for column in columns]
-    return statement.order_by(*ordering).offset(offset).limit(limit)
+    page = statement.order_by(*ordering).offset(offset).limit(limit)
+    return (
+        select(monthly_aggregates, products.c.aggr_product_id, products.c.description)
+        .select_from(
+            monthly_aggregates.join(
+                products,
+                (products.c.organization_id == monthly_aggregates.c.organization_id)
+                & (products.c.product_id == monthly_aggregates.c.product_id),
+            )
+        )
+        .where(monthly_aggregates.c.id.in_(page))
+        .order_by(*ordering)
+    )

@@ -27,6 +27,8 @@ __all__ = [
     "accounts",
     "api_keys",
     "billing_history",
+    "billing_history_days",
+    "billing_history_slices",
     "billing_runs",
     "credit_balances",
     "credit_transactions",
@@ -247,7 +249,13 @@ monthly_aggregates = Table(
     Column("units_nanos", BigInteger, nullable=False),
     Column("event_count", BigInteger, nullable=False),
     Index(None, "organization_id", "month", "account_id"),
-    Index(None, "account_id", "month"),
+    # Read paths (docs/decisions.md, "Read paths at scale"): the aggregates of a month in id order (the
+    # Talkdesk default order), and an account's aggregates by month; both hold every column a search's
+    # filter, count and order need, so that only the rows of the page are read from the table. The
+    # narrowest, (organization, month), is what counting a month's aggregates reads: half the pages.
+    Index(None, "organization_id", "month", "id", "account_id"),
+    Index(None, "account_id", "month", "id", "organization_id"),
+    Index(None, "organization_id", "month"),
 )
 
 # --- ledger ----------------------------------------------------------------------------------------
@@ -335,6 +343,8 @@ invoices = Table(
     Index(None, "organization_id", "number", unique=True),
     Index(None, "account_id", "month", "currency", unique=True),
     Index(None, "organization_id", "month"),
+    # One account's invoices in number order (the Faraday billing view), without reading the organization's.
+    Index(None, "organization_id", "account_id", "number"),
 )
 
 invoice_lines = Table(
@@ -400,6 +410,37 @@ billing_history = Table(
     Column("currency", String(3), nullable=False),
     Column("invoice_id", Uuid, nullable=True),
     Column("payment_id", String(255), nullable=True),
-    Index(None, "organization_id", "occurred_at"),
-    Index(None, "account_id", "occurred_at"),
+    # Each order the Cloudflare dialect offers, ties broken by id as it breaks them, with the filter columns
+    # at the end: a page is found in the index alone, and only its own rows are read from the table.
+    Index(None, "organization_id", "occurred_at", "id"),
+    Index(None, "organization_id", "type", "occurred_at", "id", "action"),
+    Index(None, "organization_id", "action", "occurred_at", "id", "type"),
+    Index(None, "account_id", "occurred_at", "id"),
+)
+
+# How many history items an organization has, per UTC day and per instant, changed in the same transaction as
+# the items (docs/decisions.md, "Read paths at scale"): an organization's counts, and where a page far from
+# the start begins, come from these rather than from counting or skipping its items.
+billing_history_days = Table(
+    "billing_history_days",
+    metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    # Midnight UTC of the day the items occurred.
+    Column("day", UtcDateTime, primary_key=True),
+    Column("type", String(30), primary_key=True),
+    Column("action", String(30), primary_key=True),
+    Column("item_count", BigInteger, nullable=False),
+)
+
+billing_history_slices = Table(
+    "billing_history_slices",
+    metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("occurred_at", UtcDateTime, primary_key=True),
+    Column("type", String(30), primary_key=True),
+    Column("action", String(30), primary_key=True),
+    # The first hex digit of the items' ids: the thousands of items a billing run dates at one instant, in
+    # sixteenths (items of one instant are ordered by id).
+    Column("shard", String(1), primary_key=True),
+    Column("item_count", BigInteger, nullable=False),
 )

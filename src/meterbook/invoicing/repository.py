@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, func, insert, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import (
+    Connection,
+    FromClause,
+    Subquery,
+    Table,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
 from meterbook.accounts.repository import reachable_ids
-from meterbook.db.tables import accounts, billing_history, billing_runs, invoice_lines, invoices
+from meterbook.db.tables import (
+    accounts,
+    billing_history,
+    billing_history_days,
+    billing_history_slices,
+    billing_runs,
+    invoice_lines,
+    invoices,
+)
+from meterbook.db.upsert import insert_for
 from meterbook.invoicing.models import BillingRun, HistoryItem, Invoice, InvoiceLine
 from meterbook.kit.fields import INT64_MAX
+from meterbook.kit.time import as_utc
 
 __all__ = [
     "HistoryOrder",
@@ -31,6 +55,7 @@ __all__ = [
     "open_invoices",
     "too_large_to_store",
     "update_invoice",
+    "verify_history_counts",
     "verify_invoice_sums",
 ]
 
@@ -235,12 +260,49 @@ def verify_invoice_sums(conn: Connection) -> list[tuple[uuid.UUID, int, Decimal,
 
 
 # --- billing history -------------------------------------------------------------------------------
+#
+# An organization's history is read through two tables of counts that insert_history keeps in step with
+# the items: ``billing_history_days`` (per UTC day, type and action) and ``billing_history_slices`` (per
+# instant, type, action and first hex digit of the id). Its counts are sums of a few rows per day; a page
+# far from the start is found by adding up days, then the slices of the day it falls in, and only the
+# items of one slice are skipped one by one (a slice of a billing run holds a sixteenth of the run's items
+# at one instant, which are ordered by id). An account key's history (its account and subaccounts) is
+# small, and read from its items directly.
+
+_DAY = timedelta(days=1)
+#: Up to this many items before a page are skipped in the index at once: cheaper than finding the page's slice.
+_SKIPPED_IN_INDEX = 1000
+#: Shards in the order of the ids they begin: items of one instant come in this order.
+_SHARDS = "0123456789abcdef"
+
+
+def _group(table: FromClause, order: HistoryOrder | None) -> KeyedColumnElement[Any] | None:
+    """The column an order groups the history by before time (``type`` or ``action``), if any."""
+    return table.c[order] if order == "type" or order == "action" else None
+
+
+def _day(moment: datetime) -> datetime:
+    """Midnight UTC of the day ``moment`` falls on."""
+    moment = as_utc(moment)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def _add_counts(conn: Connection, table: Table, keys: list[str], counts: Counter[tuple[Any, ...]]) -> None:
+    statement = insert_for(conn, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={"item_count": table.c.item_count + statement.excluded.item_count}
+    )
+    # In key order: concurrent writers of one organization lock its count rows in one order (no deadlock).
+    conn.execute(
+        statement,
+        [{**dict(zip(keys, key, strict=True)), "item_count": count} for key, count in sorted(counts.items())],
+    )
 
 
 def insert_history(
     conn: Connection, organization_id: uuid.UUID, items: Sequence[tuple[HistoryItem, uuid.UUID | None, str | None]]
 ) -> None:
-    """Items with the invoice or payment each one records."""
+    """Items with the invoice or payment each one records, and the organization's counts of them."""
     if not items:
         return
     conn.execute(
@@ -262,17 +324,20 @@ def insert_history(
             for item, invoice_id, payment_id in items
         ],
     )
-
-
-def _history_within(organization_id: uuid.UUID, path_prefix: str | None) -> Select[Any]:
-    statement = (
-        select(billing_history, accounts.c.name.label("account_name"))
-        .select_from(billing_history.join(accounts, accounts.c.id == billing_history.c.account_id))
-        .where(billing_history.c.organization_id == organization_id)
+    _add_counts(
+        conn,
+        billing_history_days,
+        ["organization_id", "day", "type", "action"],
+        Counter((organization_id, _day(item.occurred_at), item.type, item.action) for item, _, _ in items),
     )
-    if path_prefix is not None:
-        statement = statement.where(billing_history.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
-    return statement
+    _add_counts(
+        conn,
+        billing_history_slices,
+        ["organization_id", "occurred_at", "type", "action", "shard"],
+        Counter(
+            (organization_id, as_utc(item.occurred_at), item.type, item.action, item.id[0]) for item, _, _ in items
+        ),
+    )
 
 
 def _history_filters(type_: str | None, action: str | None, since: datetime | None) -> list[ColumnElement[bool]]:
@@ -286,6 +351,69 @@ def _history_filters(type_: str | None, action: str | None, since: datetime | No
     return conditions
 
 
+#: Up to this many accounts, an account key's reach is given to the history's queries as a list of ids.
+_LISTED_ACCOUNTS = 500
+
+
+def _within(conn: Connection, organization_id: uuid.UUID, path_prefix: str | None) -> list[ColumnElement[bool]]:
+    """The items of the organization, or of the accounts an account key's path prefix reaches in it."""
+    if path_prefix is None:
+        return [billing_history.c.organization_id == organization_id]
+    # The reachable accounts are all in the organization, so the items are found by account alone: that
+    # way neither planner can walk the organization's items in time order (checking each one's account)
+    # instead of reading the few accounts' own items by (account, occurred_at, id). A list of ids, not a
+    # subquery, so that a single account's items come out of that index already in order.
+    reachable = reachable_ids(organization_id, path_prefix)
+    listed = list(conn.execute(reachable.limit(_LISTED_ACCOUNTS + 1)).scalars())
+    return [billing_history.c.account_id.in_(listed if len(listed) <= _LISTED_ACCOUNTS else reachable)]
+
+
+def _count_filters(
+    table: Table, organization_id: uuid.UUID, type_: str | None, action: str | None
+) -> list[ColumnElement[bool]]:
+    conditions = [table.c.organization_id == organization_id]
+    if type_ is not None:
+        conditions.append(table.c.type == type_)
+    if action is not None:
+        conditions.append(table.c.action == action)
+    return conditions
+
+
+def _buckets(
+    organization_id: uuid.UUID,
+    type_: str | None,
+    action: str | None,
+    since: datetime | None,
+    group: HistoryOrder | None,
+) -> Subquery:
+    """The organization's matching items per UTC day (and per ``type`` or ``action`` when ``group`` names one).
+
+    Columns [group,] ``day``, ``n``. The day of ``since`` counts only its slices at or after ``since``.
+    """
+    days, slices = billing_history_days, billing_history_slices
+    key = _group(days, group)
+    stored = select(*([key] if key is not None else []), days.c.day, days.c.item_count.label("n")).where(
+        *_count_filters(days, organization_id, type_, action)
+    )
+    if since is None:
+        counted = stored.subquery()
+    else:
+        day = _day(since)
+        slice_key = _group(slices, group)
+        first_day = select(
+            *([slice_key] if slice_key is not None else []),
+            literal(day, days.c.day.type).label("day"),
+            slices.c.item_count.label("n"),
+        ).where(
+            *_count_filters(slices, organization_id, type_, action),
+            slices.c.occurred_at >= since,
+            slices.c.occurred_at < day + _DAY,
+        )
+        counted = union_all(stored.where(days.c.day > day), first_day).subquery()
+    keys = [counted.c[key.key]] if key is not None else []
+    return select(*keys, counted.c.day, func.sum(counted.c.n).label("n")).group_by(*keys, counted.c.day).subquery()
+
+
 def count_history(
     conn: Connection,
     organization_id: uuid.UUID,
@@ -295,14 +423,120 @@ def count_history(
     action: str | None = None,
     since: datetime | None = None,
 ) -> int:
-    statement = (
-        select(func.count())
-        .select_from(billing_history)
-        .where(billing_history.c.organization_id == organization_id, *_history_filters(type_, action, since))
-    )
     if path_prefix is not None:
-        statement = statement.where(billing_history.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
-    return int(conn.execute(statement).scalar_one())
+        statement = (
+            select(func.count())
+            .select_from(billing_history)
+            .where(*_within(conn, organization_id, path_prefix), *_history_filters(type_, action, since))
+        )
+        return int(conn.execute(statement).scalar_one())
+    if since is None:
+        total = select(func.sum(billing_history_days.c.item_count)).where(
+            *_count_filters(billing_history_days, organization_id, type_, action)
+        )
+        return int(conn.execute(total).scalar_one() or 0)
+    buckets = _buckets(organization_id, type_, action, since, None)
+    return int(conn.execute(select(func.sum(buckets.c.n))).scalar_one() or 0)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """The slice of an organization's history that holds a page's first item, and how many items precede it."""
+
+    group: str | None
+    occurred_at: datetime
+    shard: str
+    before: int
+    items: int
+
+
+def _locate(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    type_: str | None,
+    action: str | None,
+    since: datetime | None,
+    order: HistoryOrder | None,
+    offset: int,
+) -> _Slice | None:
+    """The slice holding the item at ``offset`` in the page order, or None past the end.
+
+    First the day: the database adds the days up and hands back the one where the sum passes ``offset``;
+    then that day's slices, a few dozen at most, are added up here.
+    """
+    descending = order is None
+    buckets = _buckets(organization_id, type_, action, since, order)
+    key = _group(buckets, order)
+    columns = [*([key] if key is not None else []), buckets.c.day]
+    running = select(
+        *buckets.c,
+        func.sum(buckets.c.n)
+        .over(order_by=[column.desc() if descending else column for column in columns])
+        .label("upto"),
+    ).subquery()
+    ordered = [running.c[column.key] for column in columns]
+    found = conn.execute(
+        select(running)
+        .where(running.c.upto > offset)
+        .order_by(*(column.desc() if descending else column for column in ordered))
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    group = found._mapping[key.key] if key is not None else None
+    day = as_utc(found.day)
+    before = int(found.upto) - int(found.n)
+    slices = billing_history_slices
+    slice_key = _group(slices, order)
+    conditions = [
+        *_count_filters(slices, organization_id, type_, action),
+        slices.c.occurred_at >= (day if since is None else max(day, since)),
+        slices.c.occurred_at < day + _DAY,
+    ]
+    if slice_key is not None:
+        conditions.append(slice_key == group)
+    statement = (
+        select(slices.c.occurred_at, slices.c.shard, func.sum(slices.c.item_count))
+        .where(*conditions)
+        .group_by(slices.c.occurred_at, slices.c.shard)
+        .order_by(*(column.desc() if descending else column for column in (slices.c.occurred_at, slices.c.shard)))
+    )
+    for occurred_at, shard, items in conn.execute(statement):
+        if before + int(items) > offset:
+            return _Slice(group, as_utc(occurred_at), shard, before, int(items))
+        before += int(items)
+    raise AssertionError(f"the history's day and slice counts of {day:%Y-%m-%d} disagree; run meterbook verify")
+
+
+def _orderings(order: HistoryOrder | None) -> tuple[list[ColumnElement[Any]], list[ColumnElement[Any]]]:
+    """The page order (ascending by ``order``, then time, then id; newest first without it), and its reverse."""
+    columns = [billing_history.c.occurred_at, billing_history.c.id]
+    if order == "type" or order == "action":
+        columns.insert(0, billing_history.c[order])
+    if order is None:
+        return [column.desc() for column in columns], [column.asc() for column in columns]
+    return [column.asc() for column in columns], [column.desc() for column in columns]
+
+
+def _slice_bounds(order: HistoryOrder | None, found: _Slice) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+    """The items of the slice, and the items from the slice's start on, in the page order."""
+    occurred_at, item_id = billing_history.c.occurred_at, billing_history.c.id
+    after = _SHARDS[_SHARDS.index(found.shard) + 1 :]
+    inside = [occurred_at == found.occurred_at, item_id >= found.shard]
+    if after:
+        inside.append(item_id < after[0])
+    moment = literal(found.occurred_at, occurred_at.type)
+    if order is None:
+        # Newest first: from the slice's last item (by id) downwards.
+        start = tuple_(occurred_at, item_id) < tuple_(moment, literal(after[0])) if after else occurred_at <= moment
+        return inside, start
+    if order == "occurred_at":
+        return inside, tuple_(occurred_at, item_id) >= tuple_(moment, literal(found.shard))
+    column = billing_history.c[order]
+    inside.append(column == found.group)
+    return inside, (
+        tuple_(column, occurred_at, item_id) >= tuple_(literal(found.group, column.type), moment, literal(found.shard))
+    )
 
 
 def history_page(
@@ -318,15 +552,29 @@ def history_page(
     limit: int,
 ) -> list[HistoryItem]:
     """One page: ascending by ``order`` (then time, then id), or newest first without it."""
-    statement = _history_within(organization_id, path_prefix).where(*_history_filters(type_, action, since))
-    ordering: list[ColumnElement[Any]]
-    if order is None:
-        ordering = [billing_history.c.occurred_at.desc(), billing_history.c.id.desc()]
-    elif order == "occurred_at":
-        ordering = [billing_history.c.occurred_at, billing_history.c.id]
-    else:
-        ordering = [billing_history.c[order], billing_history.c.occurred_at, billing_history.c.id]
-    rows = conn.execute(statement.order_by(*ordering).offset(offset).limit(limit))
+    ordering, reverse = _orderings(order)
+    conditions = [*_within(conn, organization_id, path_prefix), *_history_filters(type_, action, since)]
+    ids = select(billing_history.c.id)
+    page = ids.where(*conditions).order_by(*ordering).offset(offset).limit(limit)
+    if path_prefix is None and offset >= _SKIPPED_IN_INDEX:
+        found = _locate(conn, organization_id, type_, action, since, order, offset)
+        if found is None:
+            return []
+        skip = offset - found.before
+        inside, start = _slice_bounds(order, found)
+        left = found.items - skip - limit
+        if 0 <= left < skip:
+            # The page ends inside the slice, nearer its end than its start: counted back from the end.
+            page = ids.where(*conditions, *inside).order_by(*reverse).offset(left).limit(limit)
+        else:
+            page = ids.where(*conditions, start).order_by(*ordering).offset(skip).limit(limit)
+    # The page's ids come from an index alone; only the page's own rows (and their accounts' names) are read.
+    statement = (
+        select(billing_history, accounts.c.name.label("account_name"))
+        .select_from(billing_history.join(accounts, accounts.c.id == billing_history.c.account_id))
+        .where(billing_history.c.id.in_(page))
+        .order_by(*ordering)
+    )
     return [
         HistoryItem(
             id=row.id,
@@ -339,5 +587,45 @@ def history_page(
             amount=row.amount,
             currency=row.currency,
         )
-        for row in rows
+        for row in conn.execute(statement)
     ]
+
+
+def verify_history_counts(conn: Connection) -> list[str]:
+    """Every stored count of the history (per day, or per slice) that is not the number of items it counts."""
+    slices = billing_history_slices
+    shard = func.substr(billing_history.c.id, 1, 1)
+    grouped = [
+        billing_history.c.organization_id,
+        billing_history.c.occurred_at,
+        billing_history.c.type,
+        billing_history.c.action,
+        shard,
+    ]
+    by_slice: Counter[tuple[Any, ...]] = Counter()
+    by_day: Counter[tuple[Any, ...]] = Counter()
+    for row in conn.execute(select(*grouped, func.count()).group_by(*grouped)):
+        organization_id, occurred_at, type_, action, first, items = tuple(row)
+        by_slice[(organization_id, as_utc(occurred_at), type_, action, first)] += int(items)
+        by_day[(organization_id, _day(occurred_at), type_, action)] += int(items)
+    stored_days = {
+        (row.organization_id, row.day, row.type, row.action): int(row.item_count)
+        for row in conn.execute(select(billing_history_days))
+    }
+    stored_slices = {
+        (row.organization_id, row.occurred_at, row.type, row.action, row.shard): int(row.item_count)
+        for row in conn.execute(select(slices))
+    }
+    differences = [
+        f"billing history of organization {key[0]} on {key[1]:%Y-%m-%d} ({key[2]}, {key[3]}): "
+        f"{by_day.get(key, 0)} items, counted as {stored_days.get(key, 0)}"
+        for key in sorted(set(by_day) | set(stored_days), key=str)
+        if by_day.get(key, 0) != stored_days.get(key, 0)
+    ]
+    differences += [
+        f"billing history of organization {key[0]} at {key[1].isoformat()} ({key[2]}, {key[3]}, ids {key[4]}…): "
+        f"{by_slice.get(key, 0)} items, counted as {stored_slices.get(key, 0)}"
+        for key in sorted(set(by_slice) | set(stored_slices), key=str)
+        if by_slice.get(key, 0) != stored_slices.get(key, 0)
+    ]
+    return differences

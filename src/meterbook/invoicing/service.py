@@ -508,8 +508,8 @@ def history(
 
 
 def verify(conn: Connection) -> list[str]:
-    """Every invoice whose amount is not the sum of its lines."""
+    """Every invoice whose amount is not the sum of its lines, and every stored count of the history that is wrong."""
     return [
         f"invoice {number} ({invoice_id}): amount {amount}, lines sum to {total}"
         for invoice_id, number, amount, total in repository.verify_invoice_sums(conn)
-    ]
+    ] + repository.verify_history_counts(conn)
