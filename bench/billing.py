@@ -20,6 +20,7 @@ It prints each figure with the machine (cores, CPU model), the database and the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=5)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--database-url", default=None, help="an EMPTY PostgreSQL database (default: SQLite file)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON document, last")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="meterbook-bench-") as directory:
@@ -181,6 +183,25 @@ def main(argv: list[str] | None = None) -> int:
         f"({page.total:,} items in all)"
     )
     print(f"statement    p50 {statistics.median(statement_ms):.1f} ms, p99 {percentile(statement_ms, 0.99):.1f} ms")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "commit": git_commit(),
+                    "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
+                    "database": database.dialect,
+                    "accounts": args.accounts,
+                    "products": args.products,
+                    "invoices": run.invoice_count,
+                    "billing_run_seconds": run_seconds,
+                    "history_items": page.total,
+                    "history_p50_ms": statistics.median(history_ms),
+                    "history_p99_ms": percentile(history_ms, 0.99),
+                    "statement_p50_ms": statistics.median(statement_ms),
+                    "statement_p99_ms": percentile(statement_ms, 0.99),
+                }
+            )
+        )
     return 0
 
 
