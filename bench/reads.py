@@ -449,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                     "seed_seconds": seed_seconds,
                     "server_rss_peak_bytes": peak,
                     "reads": [asdict(figure) for figure in figures],
-                    "runs": [[asdict(figure) for figure in run] for run in runs],
+                    # Each run's own figures, when there are several (``reads`` holds their medians).
+                    **({"runs": [[asdict(figure) for figure in run] for run in runs]} if len(runs) > 1 else {}),
                 }
             )
         )
