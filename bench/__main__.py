@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.ingest import cpu_model, load_average
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
@@ -383,23 +385,6 @@ def git_commit() -> str:
     if outside:
         return f"{commit} with uncommitted changes to {len(outside)} file(s) outside bench/ ({', '.join(outside[:4])})"
     return f"{commit}{' with uncommitted changes to bench/' if changed else ''}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def show(value: float | None, unit: str) -> str:
