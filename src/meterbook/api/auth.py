@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Principal
-from meterbook.api.routing import reading
+from meterbook.api.routing import database, reading
 from meterbook.errors import Forbidden, InvalidAuthorization, MissingApiKey
 
-__all__ = ["auth_key_scheme", "authorized", "authorized_with_email_key", "basic_scheme", "bearer_scheme"]
+__all__ = [
+    "auth_key_scheme",
+    "authorized",
+    "authorized_on_loop",
+    "authorized_with_email_key",
+    "basic_scheme",
+    "bearer_scheme",
+]
 
 # Declared only so that OpenAPI documents the schemes; the header is read below, where each failure gets its own code.
 bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer mbk_<id>_<secret>`")
@@ -87,6 +95,27 @@ def authorized(scope: str | None, *, allow_basic: bool = False) -> Callable[...,
 
     def bearer(request: Request, _bearer: object = Depends(bearer_scheme)) -> Principal:
         return check(request)
+
+    return bearer
+
+
+def authorized_on_loop(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Like :func:`authorized`, for the hottest routes, which are async.
+
+    On SQLite the key is read on the event loop: a local read of a few hundred microseconds costs less
+    than handing the request to a worker thread and back. On PostgreSQL (a network round trip) it is read
+    in a worker thread, as for every other route.
+    """
+
+    def check(request: Request) -> Principal:
+        principal = _authenticate(request, allow_basic=False)
+        _require_scope(principal, scope)
+        return principal
+
+    async def bearer(request: Request, _bearer: object = Depends(bearer_scheme)) -> Principal:
+        if database(request).is_sqlite:
+            return check(request)
+        return await run_in_threadpool(check, request)
 
     return bearer
 

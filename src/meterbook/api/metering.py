@@ -5,19 +5,21 @@ Errors are rendered in the Faraday shape, like the rest of ``/v1``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import Aggregate
-from meterbook.api.auth import authorized
+from meterbook.api.auth import authorized, authorized_on_loop
 from meterbook.api.faraday import ERROR_RESPONSES, FeatureUsageOut
-from meterbook.api.routing import DialectRoute, JsonNumber, reading, respond, writing
+from meterbook.api.routing import DialectRoute, JsonNumber, database, reading, respond, writing
 from meterbook.catalog import service as catalog
 from meterbook.catalog.models import Product
 from meterbook.catalog.schemas import PRODUCT_ID, ProductPut
@@ -35,7 +37,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["native"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-UsageWriter = Annotated[Principal, Depends(authorized("usage:write"))]
+EventWriter = Annotated[Principal, Depends(authorized_on_loop("usage:write"))]
 UsageReader = Annotated[Principal, Depends(authorized("usage:read"))]
 BillingWriter = Annotated[Principal, Depends(authorized("billing:write"))]
 BillingReader = Annotated[Principal, Depends(authorized("billing:read"))]
@@ -51,16 +53,33 @@ class IngestOut(BaseModel):
     duplicates: int = Field(description="Events whose id was already applied with the same content: nothing changed.")
 
 
+#: Events one group commit takes at most (see ``db/group_commit.py``): a full request always fits.
+GROUP_MAX_EVENTS = MAX_BATCH
+
+
 @router.post("/events", response_model=IngestOut)
-def ingest_events(
+async def ingest_events(
     request: Request,
-    principal: UsageWriter,
+    principal: EventWriter,
     events: Annotated[list[EventIn], Body(min_length=1, max_length=MAX_BATCH)],
 ) -> Response:
     """Record up to 10,000 usage events, all or nothing, each id at most once for ever."""
-    with writing(request) as conn:
-        result = usage.ingest(conn, principal, events)
+    db = database(request)
+    if db.is_sqlite:
+        # One writer: requests that arrive together share a transaction and its durable commit.
+        committer = db.group_committer(
+            "ingest", usage.ingest_group, weigh=lambda batch: len(batch[1]), max_weight=GROUP_MAX_EVENTS
+        )
+        result = await asyncio.wrap_future(committer.submit((principal, events)))
+    else:
+        result = await run_in_threadpool(_ingest_alone, request, principal, events)
     return respond(IngestOut(accepted=result.accepted, duplicates=result.duplicates))
+
+
+def _ingest_alone(request: Request, principal: Principal, events: list[EventIn]) -> usage.IngestResult:
+    """PostgreSQL: a transaction per request, and as many at once as there are connections."""
+    with writing(request) as conn:
+        return usage.ingest(conn, principal, events)
 
 
 # --- usage aggregates ------------------------------------------------------------------------------
@@ -171,7 +190,12 @@ class TransactionsOut(BaseModel):
     transactions: list[TransactionOut]
 
 
-@router.post("/accounts/{account_id}/credits", response_model=TransactionOut, status_code=201)
+@router.post(
+    "/accounts/{account_id}/credits",
+    response_model=TransactionOut,
+    status_code=201,
+    responses={200: {"model": TransactionOut, "description": "The same `id` again: the first transaction."}},
+)
 def grant_credits(request: Request, principal: BillingWriter, account_id: uuid.UUID, body: CreditGrant) -> Response:
     """Grant or sell credits to an account; the same `id` again is answered 200 with the first transaction."""
     with writing(request) as conn:
@@ -214,7 +238,11 @@ class FeatureOut(BaseModel):
 FeatureName = Annotated[str, Path(pattern=FEATURE_NAME, description="e.g. `cohort.max_count`")]
 
 
-@router.put("/features/{name}", response_model=FeatureOut)
+@router.put(
+    "/features/{name}",
+    response_model=FeatureOut,
+    responses={201: {"model": FeatureOut, "description": "The feature was created."}},
+)
 def put_feature(request: Request, principal: CatalogWriter, name: FeatureName, body: FeaturePut) -> Response:
     """Create or change a feature (201 when created)."""
     with writing(request) as conn:
@@ -282,7 +310,11 @@ class ProductOut(BaseModel):
         )
 
 
-@router.put("/products/{product_id}", response_model=ProductOut)
+@router.put(
+    "/products/{product_id}",
+    response_model=ProductOut,
+    responses={201: {"model": ProductOut, "description": "The product was created."}},
+)
 def put_product(
     request: Request,
     principal: CatalogWriter,

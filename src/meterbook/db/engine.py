@@ -9,14 +9,19 @@ gets an ordinary pool; rules that check balances take row locks themselves.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from meterbook.db.group_commit import GroupCommitter
+
 __all__ = ["Database"]
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 _SQLITE_BEGIN = "meterbook_sqlite_begin"
 
@@ -36,6 +41,8 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._write_lock = threading.Lock()
+        self._committers: dict[str, GroupCommitter[Any, Any]] = {}
+        self._committers_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -72,7 +79,27 @@ class Database:
         with self.read() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def group_committer(
+        self,
+        name: str,
+        apply: Callable[[Connection, Sequence[Item]], Sequence[Result | BaseException]],
+        *,
+        weigh: Callable[[Item], int],
+        max_weight: int,
+    ) -> GroupCommitter[Item, Result]:
+        """The one committer called ``name`` of this database (see ``group_commit.py``), made on first use."""
+        with self._committers_lock:
+            committer = self._committers.get(name)
+            if committer is None:
+                committer = GroupCommitter(self, apply, weigh=weigh, max_weight=max_weight, name=f"meterbook-{name}")
+                self._committers[name] = committer
+            return committer
+
     def dispose(self) -> None:
+        with self._committers_lock:
+            committers, self._committers = list(self._committers.values()), {}
+        for committer in committers:
+            committer.close()
         self.engine.dispose()
 
 

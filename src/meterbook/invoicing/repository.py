@@ -15,6 +15,7 @@ from sqlalchemy import (
     FromClause,
     Subquery,
     Table,
+    bindparam,
     func,
     insert,
     literal,
@@ -82,14 +83,18 @@ def insert_billing_run(conn: Connection, organization_id: uuid.UUID, run: Billin
     )
 
 
+# Built once: every ingestion asks it, and building a statement costs more than running this one.
+_INVOICED_MONTHS = select(billing_runs.c.month).where(
+    billing_runs.c.organization_id == bindparam("organization_id"),
+    billing_runs.c.month.in_(bindparam("months", expanding=True)),
+)
+
+
 def invoiced_months(conn: Connection, organization_id: uuid.UUID, months: Iterable[str]) -> set[str]:
     wanted = sorted(set(months))
     if not wanted:
         return set()
-    statement = select(billing_runs.c.month).where(
-        billing_runs.c.organization_id == organization_id, billing_runs.c.month.in_(wanted)
-    )
-    return set(conn.execute(statement).scalars())
+    return set(conn.execute(_INVOICED_MONTHS, {"organization_id": organization_id, "months": wanted}).scalars())
 
 
 # --- invoices --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from meterbook.ledger.models import UsageDebit
 from meterbook.usage import repository
 from meterbook.usage.schemas import EventIn
 
-__all__ = ["FUTURE_TOLERANCE", "IngestResult", "event_fingerprint", "ingest"]
+__all__ = ["FUTURE_TOLERANCE", "IngestResult", "event_fingerprint", "ingest", "ingest_group"]
 
 #: How far ahead of the server's clock an event may be dated (clients' clocks drift).
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -156,6 +156,65 @@ def _check_and_rate(
 
 
 def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) -> IngestResult:
+    new_events = _apply_batch(conn, principal, events)
+    return IngestResult(accepted=len(new_events), duplicates=len(events) - len(new_events))
+
+
+def ingest_group(
+    conn: Connection, batches: Sequence[tuple[Principal, Sequence[EventIn]]]
+) -> list[IngestResult | Exception]:
+    """Several requests' batches in one transaction, each whole or not at all, as if applied one after another.
+
+    Consecutive batches of one key are first applied as one (one statement per step, not one per request);
+    if that is refused for any reason, each is applied alone, so that one request's refusal is its own. Each
+    attempt runs in a savepoint, so a refused one leaves nothing behind. Per batch: its result or its refusal.
+    """
+    outcomes: list[IngestResult | Exception] = []
+    start = 0
+    while start < len(batches):
+        end = start + 1
+        while end < len(batches) and batches[end][0].key_id == batches[start][0].key_id:
+            end += 1
+        run = batches[start:end]
+        outcomes.extend((_ingest_merged(conn, run) if len(run) > 1 else None) or _ingest_each(conn, run))
+        start = end
+    return outcomes
+
+
+def _ingest_merged(
+    conn: Connection, batches: Sequence[tuple[Principal, Sequence[EventIn]]]
+) -> list[IngestResult | Exception] | None:
+    """The batches of one key applied as one; None (and nothing changed) if that is refused."""
+    merged = [event for _, events in batches for event in events]
+    try:
+        with conn.begin_nested():
+            new_ids = {event.id for event in _apply_batch(conn, batches[0][0], merged)}
+    except Exception:
+        return None
+    outcomes: list[IngestResult | Exception] = []
+    # The first batch that holds a new id is the one that applied it; any later one sent a duplicate.
+    for _, events in batches:
+        claimed = {event.id for event in events if event.id in new_ids}
+        new_ids -= claimed
+        outcomes.append(IngestResult(accepted=len(claimed), duplicates=len(events) - len(claimed)))
+    return outcomes
+
+
+def _ingest_each(
+    conn: Connection, batches: Sequence[tuple[Principal, Sequence[EventIn]]]
+) -> list[IngestResult | Exception]:
+    outcomes: list[IngestResult | Exception] = []
+    for principal, events in batches:
+        try:
+            with conn.begin_nested():
+                outcomes.append(ingest(conn, principal, events))
+        except Exception as refusal:
+            outcomes.append(refusal)
+    return outcomes
+
+
+def _apply_batch(conn: Connection, principal: Principal, events: Sequence[EventIn]) -> list[EventIn]:
+    """Apply one batch whole; the events it added (the first of each new id), or raise and change nothing."""
     organization_id = require_organization(principal)
     invoicing.lock_usage(conn, organization_id)
     now = utcnow()
@@ -214,7 +273,7 @@ def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) ->
     )
     aggregates.add(conn, [rating for event_id, (_, _, rating) in unique.items() if event_id in inserted and rating])
     _apply_effects(conn, organization_id, new_events, now)
-    return IngestResult(accepted=len(new_events), duplicates=len(events) - len(new_events))
+    return new_events
 
 
 def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime) -> None:
