@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import cpu_model, load_average
+from bench.ingest import cpu_model, git_commit, load_average
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -369,22 +369,6 @@ STEPS: dict[str, tuple[Callable[[Context], None], tuple[str, ...]]] = {
 
 
 # --- the report ---------------------------------------------------------------------------------------
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    outside = [line[3:] for line in changed if not line[3:].startswith("bench/")]
-    if outside:
-        return f"{commit} with uncommitted changes to {len(outside)} file(s) outside bench/ ({', '.join(outside[:4])})"
-    return f"{commit}{' with uncommitted changes to bench/' if changed else ''}"
 
 
 def show(value: float | None, unit: str) -> str:

@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
+from bench.ingest import cpu_model, git_commit, percentile  # noqa: E402
 from meterbook.accounts import service as accounts  # noqa: E402
 from meterbook.accounts.schemas import AccountCreate, Commitment, OrganizationCreate  # noqa: E402
 from meterbook.catalog import service as catalog  # noqa: E402
@@ -53,28 +55,6 @@ def month_before_last() -> tuple[str, datetime]:
     index = now.year * 12 + now.month - 1 - 2
     year, month = divmod(index, 12)
     return f"{year:04d}-{month + 1:02d}", datetime(year, month + 1, 10, 12, tzinfo=UTC)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
