@@ -53,7 +53,7 @@ from meterbook.accounts import service as accounts_service  # noqa: E402
 from meterbook.accounts.schemas import AccountCreate, Commitment, OrganizationCreate  # noqa: E402
 from meterbook.aggregates import repository as aggregates_repository  # noqa: E402
 from meterbook.aggregates import service as aggregates  # noqa: E402
-from meterbook.aggregates.models import AggregateKey, split_units  # noqa: E402
+from meterbook.aggregates.models import AggregateKey  # noqa: E402
 from meterbook.catalog import service as catalog  # noqa: E402
 from meterbook.catalog.models import USAGE_TYPES, Product  # noqa: E402
 from meterbook.catalog.schemas import ProductPut  # noqa: E402
@@ -610,29 +610,11 @@ class _UsagePlan:
 
 
 def _write_aggregates(conn: Connection, totals: dict[AggregateKey, list[Any]]) -> int:
-    """One account's aggregates, built as ``aggregates.service.add`` builds them and stored by its own upsert."""
-    rows = []
-    for key, (units, count) in sorted(totals.items(), key=lambda item: item[0].id):
-        whole, nanos = split_units(units)
-        rows.append(
-            {
-                "id": key.id,
-                "organization_id": key.organization_id,
-                "account_id": key.account_id,
-                "product_id": key.product_id,
-                "month": key.month,
-                "type": key.type,
-                "direction": key.direction,
-                "resolution": key.resolution,
-                "unit": key.unit,
-                "currency": key.currency,
-                "wallet_name": key.wallet_name,
-                "price": key.price,
-                "units_whole": whole,
-                "units_nanos": nanos,
-                "event_count": count,
-            }
-        )
+    """One account's aggregates, stored as ``aggregates.service.add`` stores them."""
+    rows = [
+        aggregates_repository.increment(key, units, count)
+        for key, (units, count) in sorted(totals.items(), key=lambda item: item[0].id)
+    ]
     aggregates_repository.add_increments(conn, rows)
     return len(rows)
 

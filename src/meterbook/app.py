@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from meterbook import __version__
-from meterbook.api import billing, cloudflare, faraday, frontier, metering, native, system, talkdesk
+from meterbook import __version__, web
+from meterbook.api import billing, cloudflare, faraday, fast_events, frontier, metering, native, system, talkdesk
 from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
 from meterbook.api.limits import BodySizeLimit
 from meterbook.config import Settings
 from meterbook.db import Database
 from meterbook.db.migrate import migrate
+from meterbook.log import configure_logging
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -24,6 +24,7 @@ ERROR_DIALECTS: list[tuple[str, ErrorRenderer]] = [
     ("/v1beta1", frontier.render_error),
     ("/express", talkdesk.render_error),
     ("/client/v4", cloudflare.render_error),
+    ("/ui", web.render_error),
 ]
 DEFAULT_ERRORS: ErrorRenderer = faraday.render_error
 
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ):
         app.include_router(router)
     system.install_docs(app)
+    web.install(app)
+    # Added first, so it sits inside the body-size limit and the request observer (ids, logs, metrics).
+    fast_events.install(app, database)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -85,7 +89,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             error, status, error_id
         ),
     )
-    logging.getLogger("meterbook").setLevel(settings.log_level.upper())
+    system.install_observer(app)
+    configure_logging(settings.log_level, settings.log_format)
     return app
 
 

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Literal
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from meterbook.accounts import service as accounts
+from meterbook.accounts.models import Principal
 from meterbook.config import Settings
 from meterbook.db import Database
 from meterbook.db.migrate import migrate
@@ -19,6 +34,8 @@ app = typer.Typer(help="meterbook: usage metering and billing.", no_args_is_help
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
+#: Progress bars and summaries of commands whose stdout may be data (an export): they go to stderr.
+status_console = Console(stderr=True)
 
 
 def _database(settings: Settings) -> Database:
@@ -28,6 +45,14 @@ def _database(settings: Settings) -> Database:
 def _serve(settings: Settings, workers: int) -> None:
     if settings.is_sqlite and workers != 1:
         raise typer.BadParameter("SQLite has one writer process: use --workers 1, or PostgreSQL for more.")
+    if workers > 1:
+        import tempfile
+        from pathlib import Path
+
+        from meterbook import metrics
+
+        # One scrape must show every worker's counts: they write them to one directory, made fresh per server.
+        metrics.prepare_multiprocess(Path(tempfile.mkdtemp(prefix="meterbook-metrics-")))
     uvicorn.run(
         "meterbook.app:app_from_env",
         factory=True,
@@ -35,6 +60,7 @@ def _serve(settings: Settings, workers: int) -> None:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        access_log=False,  # meterbook writes its own access line, with the request id and the route
     )
 
 
@@ -66,10 +92,13 @@ def serve(
 def _export(settings: Settings) -> None:
     """Hand the effective settings to uvicorn's workers, which read them from the environment."""
     import os
+    import secrets
 
     os.environ["METERBOOK_HOST"] = settings.host
     os.environ["METERBOOK_PORT"] = str(settings.port)
     os.environ["METERBOOK_MIGRATE_ON_START"] = "false"
+    # One console session key for every worker: a session signed by one must be honoured by the others.
+    os.environ.setdefault("METERBOOK_SESSION_SECRET", secrets.token_urlsafe(32))
 
 
 @app.command("migrate")
@@ -152,12 +181,15 @@ def bill(
         if not organizations:
             raise typer.BadParameter(f"no organization with id {organization}", param_hint="--organization")
     try:
-        for org in organizations:
-            # One transaction per organization: each is invoiced whole or not at all.
-            with database.write() as conn:
-                run = invoicing.run_billing(conn, org.id, month)
-            state = "[green]invoiced[/green]" if run.created else "already invoiced"
-            console.print(f"{org.name} ({org.id}): {month} {state}, {run.invoice_count} invoices", soft_wrap=True)
+        with _progress("organizations") as progress:
+            task = progress.add_task(f"billing {month}", total=len(organizations))
+            for org in organizations:
+                # One transaction per organization: each is invoiced whole or not at all.
+                with database.write() as conn:
+                    run = invoicing.run_billing(conn, org.id, month)
+                state = "[green]invoiced[/green]" if run.created else "already invoiced"
+                console.print(f"{org.name} ({org.id}): {month} {state}, {run.invoice_count} invoices", soft_wrap=True)
+                progress.advance(task)
     except MeterbookError as error:
         console.print(f"[red]{error}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -174,10 +206,19 @@ def verify() -> None:
 
     settings = Settings()
     database = _database(settings)
-    with database.read() as conn:
-        result = aggregates.verify(conn)
+    with database.read() as conn, _progress("events") as progress:
+        task = progress.add_task("verifying aggregates", total=None)
+
+        def events_read(done: int, expected: int) -> None:
+            progress.update(task, completed=done, total=max(expected, done, 1))
+
+        result = aggregates.verify(conn, events_read)
+        balances = progress.add_task("verifying credit balances", total=1)
         ledger_differences = ledger.verify(conn)
+        progress.advance(balances)
+        lines = progress.add_task("verifying invoices", total=1)
         invoice_differences = invoicing.verify(conn)
+        progress.advance(lines)
     database.dispose()
     differences = result.differences + ledger_differences + invoice_differences
     for difference in differences:
@@ -189,6 +230,142 @@ def verify() -> None:
         f"[green]No differences[/green]: {result.checked} aggregates, every credit balance and every invoice "
         "match the raw rows."
     )
+
+
+class _RateColumn(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"? {self.unit}/s", style="progress.data.speed")
+
+
+@contextmanager
+def _progress(unit: str) -> Iterator[Progress]:
+    """A bar with count, rate and time left, on stderr (drawn only on a terminal)."""
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        _RateColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=status_console,
+        transient=False,
+    ) as progress:
+        yield progress
+
+
+KeyOption = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        envvar="METERBOOK_KEY",
+        show_envvar=True,
+        help="An API key of the organization (or of an account, to reach only its subtree). "
+        "Prefer the environment variable: a key on the command line lands in the shell's history.",
+    ),
+]
+
+
+def _authorized(database: Database, key: str, scope: str) -> Principal:
+    from meterbook.errors import MeterbookError
+    from meterbook.transfer import principal_for
+
+    try:
+        return principal_for(database, key, scope)
+    except MeterbookError as error:
+        database.dispose()
+        raise typer.BadParameter(error.message, param_hint="--key / METERBOOK_KEY") from None
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="JSON lines or CSV.")],
+    key: KeyOption,
+    file_format: Annotated[
+        Literal["auto", "jsonl", "csv"],
+        typer.Option("--format", help="auto: CSV for a .csv file, JSON lines otherwise."),
+    ] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 1000,
+) -> None:
+    """Import usage events (the fields of POST /v1/events, one event per line or row).
+
+    Safe to run again after an interruption: events already imported are counted as duplicates. A line
+    that cannot be imported is reported with its number and field, the others are imported; exit 1 if any.
+    """
+    from meterbook.transfer import count_records, import_events
+
+    settings = Settings()
+    database = _database(settings)
+    migrate(database)
+    principal = _authorized(database, key, "usage:write")
+    total = count_records(file, file_format)
+    try:
+        with _progress("events") as progress:
+            task = progress.add_task(f"importing {file.name}", total=total)
+            report = import_events(
+                database,
+                principal,
+                file,
+                file_format=file_format,
+                batch_size=batch_size,
+                progress=lambda done: progress.advance(task, done),
+            )
+    finally:
+        database.dispose()
+    for bad in report.bad[:100]:
+        status_console.print(f"[red]{bad}[/red]", soft_wrap=True, highlight=False)
+    if len(report.bad) > 100:
+        status_console.print(f"[red]... and {len(report.bad) - 100} more bad lines[/red]")
+    console.print(
+        f"{report.records} records: {report.accepted} imported, {report.duplicates} duplicates "
+        f"(imported before), {len(report.bad)} not imported",
+        highlight=False,
+    )
+    if report.bad:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_command(
+    kind: Annotated[Literal["invoices", "payments", "usage", "history"], typer.Argument(help="What to export.")],
+    key: KeyOption,
+    export_format: Annotated[Literal["csv"], typer.Option("--format", help="The only format is csv.")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    from_month: Annotated[str | None, typer.Option("--from", help="First month, YYYY-MM.", metavar="YYYY-MM")] = None,
+    to_month: Annotated[str | None, typer.Option("--to", help="Last month, YYYY-MM.", metavar="YYYY-MM")] = None,
+) -> None:
+    """Export what the key reaches as CSV with a header row: exact decimals, RFC 3339 times in UTC.
+
+    invoices (one row each), payments, usage (monthly aggregates), history (the billing history).
+    --from/--to keep the months in between (by invoice month, payment date, aggregate month, item date).
+    """
+    import re
+    import sys
+
+    from meterbook.transfer import EXPORTS, export_csv
+
+    for name, month in (("--from", from_month), ("--to", to_month)):
+        if month is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
+            raise typer.BadParameter(f"{month!r} is not a month written YYYY-MM", param_hint=name)
+    settings = Settings()
+    database = _database(settings)
+    migrate(database)
+    principal = _authorized(database, key, EXPORTS[kind].scope)
+    try:
+        if output is None:
+            rows = export_csv(database, principal, kind, sys.stdout, first_month=from_month, last_month=to_month)
+        else:
+            with output.open("w", newline="", encoding="utf-8") as out:
+                rows = export_csv(database, principal, kind, out, first_month=from_month, last_month=to_month)
+    finally:
+        database.dispose()
+    where = str(output) if output else "stdout"
+    status_console.print(f"{rows} {kind} rows written to {where} ({export_format})", highlight=False)
 
 
 def main() -> None:

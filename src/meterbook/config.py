@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -32,7 +32,18 @@ class Settings(BaseSettings):
     )
     pool_size: int = Field(default=10, ge=1, description="Database connections kept per process (PostgreSQL).")
     log_level: str = Field(default="info")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines as JSON objects (`json`), readable text (`console`), or `auto`: "
+        "text when stderr is a terminal, JSON otherwise.",
+    )
     migrate_on_start: bool = Field(default=True, description="Bring the schema up to date when the server starts.")
+    session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs the web console's session cookies (at least 32 characters). Unset: a random "
+        "one per process, so sessions end when the server restarts; `serve` shares one with its workers.",
+    )
 
     @field_validator("database_url")
     @classmethod

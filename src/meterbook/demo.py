@@ -2,9 +2,10 @@
 
 Besides the organization, its accounts, a subaccount and projects, the demo defines features with limits
 (and one account's override), a small product catalog with a dated price change, credit grants, three
-months of metered, credit and feature usage, invoices for the two months that have ended (one of them
-voided) and payments (one invoice paid, one partly, money paid ahead), all through the services, as any
-other caller would.
+months of metered, credit and feature usage (and a year of metered history before them, for the web
+console's chart, with accounts near and at their feature limits), invoices for the two months that have
+ended (one of them voided) and payments (one invoice paid, one partly, money paid ahead), all through the
+services, as any other caller would.
 
 Running it again reuses the demo organization and mints fresh keys (keys are shown only once); everything
 else is written idempotently: grants and events carry fixed ids, and their content is dated from the
@@ -83,6 +84,8 @@ GLOBEX, INITECH, UMBRELLA, GLOBEX_EU = "Globex Corporation", "Initech", "Umbrell
 CALLS, API_CALLS, SMS = "TD-USG-TEL-UG-102213", "TD-USG-API-UG-100410", "TD-USG-SMS-UG-103001"
 #: When the call product's first price took effect (or the start of the usage, if that is earlier).
 FIRST_PRICE_FROM = datetime(2026, 6, 1, tzinfo=UTC)
+#: Months of usage up to the anchor's, so that the console's usage chart has a full year to show.
+HISTORY_MONTHS = 12
 FEATURES: list[tuple[str, str, int | None, Literal["never", "monthly"]]] = [
     ("cohort.max_count", "Cohorts an account may keep at once", 10, "never"),
     ("api.monthly_calls", "API calls per calendar month", 100_000, "monthly"),
@@ -141,7 +144,7 @@ def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate
 
 def _put_catalog(conn: Connection, org: Principal, anchor: datetime) -> None:
     """Three products; calls changed price at the start of last month, so the usage shows both prices."""
-    first_from = min(FIRST_PRICE_FROM, _month_start(anchor, 2))
+    first_from = min(FIRST_PRICE_FROM, _month_start(anchor, HISTORY_MONTHS - 1))
 
     def calls(price: str, effective_from: datetime) -> ProductPut:
         return ProductPut(
@@ -270,11 +273,53 @@ def _usage_events(anchor: datetime, by_name: dict[str, Account]) -> list[EventIn
     for account_name, feature, count, when in feature_use:
         planned.append((account_name, {"type": "feature", "feature": feature, "quantity": count, "occurred_at": when}))
     # Ids are numbered before accounts are looked up, so a missing account leaves the others' ids as they were.
+    # The later additions (history, accounts near their limits) have ids of their own, so that a database
+    # seeded by an earlier demo gets them without any earlier id changing its content.
+    numbered = [(f"demo-{n}", name, content) for n, (name, content) in enumerate(planned, start=1)]
+    numbered += [(f"demo-h-{n}", name, content) for n, (name, content) in enumerate(_history(anchor), start=1)]
     return [
-        EventIn.model_validate({"id": f"demo-{n}", "account_id": by_name[account_name].id, **content})
-        for n, (account_name, content) in enumerate(planned, start=1)
+        EventIn.model_validate({"id": event_id, "account_id": by_name[account_name].id, **content})
+        for event_id, account_name, content in numbered
         if account_name in by_name
     ]
+
+
+def _history(anchor: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """The months before the invoiced ones, so that the console's chart has a year to show, and accounts near
+    (and at) their limits, so that its bars show every state.
+
+    Usage from before meterbook billed the organization (imported, as ``POST /v1/events`` allows): the demo
+    invoices only the two months before the anchor's, so these months stay open, as imported history would.
+    """
+    planned: list[tuple[str, dict[str, Any]]] = []
+    for months_back in range(HISTORY_MONTHS - 1, 2, -1):
+        start = _month_start(anchor, months_back)
+        # A customer that grows: from about half of today's usage a year ago, with a little month-to-month wobble.
+        growth = Decimal("0.55") + Decimal("0.05") * (HISTORY_MONTHS - 1 - months_back)
+        wobble = 1 + Decimal((months_back * 7) % 5 - 2) / 25
+        for account_name, scale in ((GLOBEX, 3), (UMBRELLA, 1)):
+            monthly = {CALLS: Decimal(215), API_CALLS: Decimal(3900), SMS: Decimal(95)}
+            for part in range(4):
+                when = start + timedelta(days=3 + 7 * part, hours=9 + part)
+                for product_id, base in monthly.items():
+                    amount = (base * scale * growth * wobble / 4).quantize(Decimal("0.5" if product_id == CALLS else 1))
+                    content: dict[str, Any] = {"type": "metered", "product_id": product_id, "quantity": amount}
+                    if product_id == CALLS:
+                        content |= {"direction": "INBOUND", "resolution": "answered", "description": "Inbound call"}
+                    elif product_id == SMS:
+                        content |= {"direction": "OUTBOUND"}
+                    planned.append((account_name, content | {"occurred_at": when}))
+    # Close to the limit (Initech's seats, Umbrella's API calls this month) and at it (Umbrella's cohorts).
+    latest = anchor - timedelta(minutes=3)
+    for account_name, feature, count in (
+        (INITECH, "seats", 15),
+        (UMBRELLA, "api.monthly_calls", 91_500),
+        (UMBRELLA, "cohort.max_count", 10),
+    ):
+        planned.append(
+            (account_name, {"type": "feature", "feature": feature, "quantity": count, "occurred_at": latest})
+        )
+    return planned
 
 
 def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> UsageSummary:
@@ -416,6 +461,8 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
     line(f"  read-only key     {demo.read_only_key}")
     console.print("\n[bold]Base URL[/bold]", soft_wrap=True)
     line(f"  {base_url}    (API reference: {base_url}/docs)")
+    console.print("\n[bold]Web console[/bold]", soft_wrap=True)
+    line(f"  {base_url}/ui    (sign in with the organization key or the read-only key above)")
     console.print("\n[bold]Try[/bold] (paste into another terminal while the server runs):")
     examples = [
         f"export MB={base_url} KEY={demo.organization_key}",

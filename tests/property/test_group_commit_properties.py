@@ -105,7 +105,7 @@ def requests_for(tenant: Tenant, specs: Sequence[tuple[int, list[tuple[int, int,
 def answer(outcome: object) -> object:
     """What the client sees of an outcome, without the organization's own ids."""
     if isinstance(outcome, usage.IngestResult):
-        return ("ok", outcome.accepted, outcome.duplicates)
+        return ("ok", outcome.accepted, outcome.duplicates, outcome.credits_debited)
     assert isinstance(outcome, Exception)
     if isinstance(outcome, ValidationFailed):
         return ("refused", type(outcome).__name__, sorted(error.path for error in outcome.errors))

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from meterbook.accounts.models import Account, ApiKey, Organization, Project
@@ -33,6 +33,7 @@ __all__ = [
     "oldest_top_level_account",
     "reachable_ids",
     "revoke_key",
+    "search_accounts",
     "update_account",
 ]
 
@@ -258,3 +259,22 @@ def oldest_top_level_account(conn: Connection, organization_id: uuid.UUID) -> Ac
     )
     row = conn.execute(statement).first()
     return None if row is None else _account(row)
+
+
+def search_accounts(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, text: str, exact_id: uuid.UUID | None
+) -> list[Account]:
+    """The reachable accounts whose name or e-mail contains ``text`` (any case), or whose id is ``exact_id``."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    matches: list[ColumnElement[bool]] = [
+        accounts.c.name.ilike(f"%{escaped}%", escape="\\"),
+        accounts.c.email.ilike(f"%{escaped}%", escape="\\"),
+    ]
+    if exact_id is not None:
+        matches.append(accounts.c.id == exact_id)
+    statement = (
+        select(accounts, _account_key)
+        .where(_within(organization_id, path_prefix), or_(*matches))
+        .order_by(accounts.c.created_at, accounts.c.id)
+    )
+    return [_account(row) for row in conn.execute(statement)]

@@ -59,6 +59,7 @@ __all__ = [
     "create_project",
     "current_account",
     "get_account",
+    "get_organization",
     "list_accounts",
     "list_keys",
     "list_organizations",
@@ -66,7 +67,9 @@ __all__ = [
     "lock_accounts",
     "organization_accounts",
     "organization_named",
+    "principal_for_session",
     "revoke_key",
+    "search_accounts",
     "update_account",
 ]
 
@@ -502,3 +505,49 @@ def billing_account_for(
     if account is None:
         raise NotFound("billing account not found")
     return account
+
+
+# --- the console -----------------------------------------------------------------------------------
+
+
+def principal_for_session(conn: Connection, key_id: uuid.UUID) -> Principal:
+    """The principal of a key whose secret was proven earlier, at sign-in (the console's signed session).
+
+    Only for a caller that holds its own proof of that sign-in: the key is checked as a bearer token
+    is, except for its secret, so a key revoked or expired since then ends the session at once.
+    """
+    found = repository.find_key(conn, key_id)
+    if found is None or found[0].revoked_at is not None:
+        raise InvalidAuthorization(_UNKNOWN_KEY)
+    key, _secret_hash, account_path = found
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        raise ExpiredApiKey()
+    return Principal(
+        key_id=key.id,
+        organization_id=key.organization_id,
+        account_id=key.account_id,
+        account_path=account_path,
+        scopes=key.scopes,
+    )
+
+
+def get_organization(conn: Connection, principal: Principal) -> Organization:
+    """The organization the key acts for."""
+    organization = repository.get_organization(conn, require_organization(principal))
+    if organization is None:
+        raise NotFound("The key's organization was not found.")
+    return organization
+
+
+def search_accounts(conn: Connection, principal: Principal, text: str) -> list[Account]:
+    """The reachable accounts whose name or e-mail holds ``text`` (ignoring case), or whose id it is; oldest first."""
+    organization_id, path_prefix = within(principal)
+    # PostgreSQL text cannot hold NUL, and no name or e-mail contains one.
+    text = text.replace("\x00", "").strip()
+    if not text:
+        return repository.list_accounts(conn, organization_id, path_prefix)
+    try:
+        exact_id: uuid.UUID | None = uuid.UUID(text)
+    except ValueError:
+        exact_id = None
+    return repository.search_accounts(conn, organization_id, path_prefix, text, exact_id)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from functools import cache
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, not_, or_, select
 
-from meterbook.aggregates.models import Aggregate
+from meterbook.aggregates.models import Aggregate, AggregateKey, split_units
 from meterbook.aggregates.query import And, Comparison, Expr, Not, Operator, SortField
 from meterbook.db.tables import accounts, monthly_aggregates, products, usage_events
 from meterbook.db.upsert import insert_for_dialect
@@ -25,6 +26,7 @@ __all__ = [
     "page_of",
     "recompute_rows",
     "search_query",
+    "stored_event_count",
     "stored_rows",
     "stored_units",
 ]
@@ -46,6 +48,28 @@ def _increment_statement(dialect_name: str) -> Any:
             "event_count": monthly_aggregates.c.event_count + statement.excluded.event_count,
         },
     )
+
+
+def increment(key: AggregateKey, units: Decimal, events: int) -> dict[str, Any]:
+    """The row that adds ``units`` over ``events`` events to the aggregate ``key`` (see :func:`add_increments`)."""
+    whole, nanos = split_units(units)
+    return {
+        "id": key.id,
+        "organization_id": key.organization_id,
+        "account_id": key.account_id,
+        "product_id": key.product_id,
+        "month": key.month,
+        "type": key.type,
+        "direction": key.direction,
+        "resolution": key.resolution,
+        "unit": key.unit,
+        "currency": key.currency,
+        "wallet_name": key.wallet_name,
+        "price": key.price,
+        "units_whole": whole,
+        "units_nanos": nanos,
+        "event_count": events,
+    }
 
 
 def add_increments(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -133,6 +157,11 @@ def count(conn: Connection, statement: Select[Any]) -> int:
 
 def stored_rows(conn: Connection) -> Iterator[Any]:
     yield from conn.execute(select(monthly_aggregates))
+
+
+def stored_event_count(conn: Connection) -> int:
+    """How many rated events the stored aggregates say there are (what verify expects to read)."""
+    return int(conn.execute(select(func.coalesce(func.sum(monthly_aggregates.c.event_count), 0))).scalar_one())
 
 
 def recompute_rows(conn: Connection) -> Iterator[Any]:

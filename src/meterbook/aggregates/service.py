@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -15,20 +15,23 @@ from sqlalchemy import Connection
 from meterbook.accounts.models import Principal
 from meterbook.accounts.reach import resolve_account, resolve_accounts, within
 from meterbook.aggregates import query, repository
-from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split_units
+from meterbook.aggregates.models import Aggregate, AggregateKey, month_of
 from meterbook.catalog.models import Product
 from meterbook.errors import Conflict, Forbidden, InvalidInput
 
 __all__ = [
     "MAX_UNITS",
     "NOT_AUTHORIZED_FOR_ACCOUNTS",
+    "ProductMonths",
     "Rating",
+    "UsageByMonth",
     "Verification",
     "account_usage",
     "add",
     "month_usage",
     "rate",
     "search",
+    "usage_by_month",
     "verify",
 ]
 
@@ -102,26 +105,7 @@ def add(conn: Connection, ratings: Sequence[Rating]) -> None:
                 f"The usage of product {key.product_id!r} by account {key.account_id} in {key.month} would "
                 f"exceed {MAX_UNITS} units, the most an aggregate holds; nothing was applied."
             )
-        whole, nanos = split_units(units)
-        rows.append(
-            {
-                "id": key.id,
-                "organization_id": key.organization_id,
-                "account_id": key.account_id,
-                "product_id": key.product_id,
-                "month": key.month,
-                "type": key.type,
-                "direction": key.direction,
-                "resolution": key.resolution,
-                "unit": key.unit,
-                "currency": key.currency,
-                "wallet_name": key.wallet_name,
-                "price": key.price,
-                "units_whole": whole,
-                "units_nanos": nanos,
-                "event_count": events,
-            }
-        )
+        rows.append(repository.increment(key, units, events))
     repository.add_increments(conn, rows)
 
 
@@ -143,12 +127,26 @@ def _plain(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
-def verify(conn: Connection) -> Verification:
-    """Recompute every aggregate from the raw events and report each one that differs."""
+#: How many raw events verify reads between two reports to its ``progress`` callback.
+VERIFY_PROGRESS_STEP = 10_000
+
+
+def verify(conn: Connection, progress: Callable[[int, int], None] | None = None) -> Verification:
+    """Recompute every aggregate from the raw events and report each one that differs.
+
+    ``progress``, if given, is called with (events read so far, events the aggregates count) as it goes.
+    """
     recomputed: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
+    expected = repository.stored_event_count(conn) if progress else 0
+    read = 0
     for row in repository.recompute_rows(conn):
         units, events = recomputed[row.aggregate_id]
         recomputed[row.aggregate_id] = (units + Decimal(row.quantity), events + 1)
+        read += 1
+        if progress and read % VERIFY_PROGRESS_STEP == 0:
+            progress(read, expected)
+    if progress:
+        progress(read, expected)
     differences = []
     checked = 0
     for row in repository.stored_rows(conn):
@@ -198,3 +196,66 @@ def search(
     if offset >= total:
         return [], total
     return repository.fetch(conn, repository.page_of(statement, order_by, descending, offset, per_page)), total
+
+
+# --- the console -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductMonths:
+    """One product's usage by one account, month by month: a series of the console's usage chart."""
+
+    product_id: str
+    description: str
+    unit: str
+    currency: str
+    #: One entry per month of :attr:`UsageByMonth.months`, zero where there was no usage.
+    units: tuple[Decimal, ...]
+    amounts: tuple[Decimal, ...]
+    #: Over all the months.
+    total_units: Decimal
+    total_amount: Decimal
+
+
+@dataclass(frozen=True)
+class UsageByMonth:
+    months: tuple[str, ...]
+    #: By currency, then product id; a product appears once per unit and currency it was aggregated in.
+    products: list[ProductMonths]
+
+
+def usage_by_month(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, last: str, count: int = 12
+) -> UsageByMonth:
+    """The account's usage per product for the ``count`` months ending with ``last``: each month's aggregates of a
+    product (every direction, resolution and price) added up exactly."""
+    year, number = (int(part) for part in last.split("-"))
+    end = year * 12 + number - 1
+    months = tuple(f"{index // 12:04d}-{index % 12 + 1:02d}" for index in range(end - count + 1, end + 1))
+    position = {month: place for place, month in enumerate(months)}
+    units: dict[tuple[str, str, str], list[Decimal]] = {}
+    amounts: dict[tuple[str, str, str], list[Decimal]] = {}
+    descriptions: dict[tuple[str, str, str], str] = {}
+    # Sums of exact totals: enough digits that adding them never rounds.
+    with localcontext(prec=80):
+        for aggregate in account_usage(conn, principal, account_id, months[0], months[-1]):
+            key = (aggregate.currency, aggregate.product_id, aggregate.unit)
+            place = position[aggregate.month]
+            units.setdefault(key, [Decimal(0)] * count)[place] += aggregate.number_of_units
+            amounts.setdefault(key, [Decimal(0)] * count)[place] += aggregate.total_amount
+            descriptions[key] = aggregate.description
+        products = [
+            ProductMonths(
+                product_id=product_id,
+                description=descriptions[key],
+                unit=unit,
+                currency=currency,
+                units=tuple(units[key]),
+                amounts=tuple(amounts[key]),
+                total_units=sum(units[key], Decimal(0)),
+                total_amount=sum(amounts[key], Decimal(0)),
+            )
+            for key in sorted(units)
+            for currency, product_id, unit in [key]
+        ]
+    return UsageByMonth(months=months, products=products)

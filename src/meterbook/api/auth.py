@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from meterbook.accounts import service as accounts
@@ -27,6 +28,7 @@ __all__ = [
     "authorized_on_loop",
     "authorized_with_email_key",
     "basic_scheme",
+    "bearer_principal",
     "bearer_scheme",
 ]
 
@@ -97,6 +99,13 @@ def authorized(scope: str | None, *, allow_basic: bool = False) -> Callable[...,
         return check(request)
 
     return bearer
+
+
+def bearer_principal(conn: Connection, token: str, scope: str) -> Principal:
+    """The key a bearer token stands for, refused unless it holds ``scope``: for a caller with its own transaction."""
+    principal = accounts.authenticate(conn, token)
+    _require_scope(principal, scope)
+    return principal
 
 
 def authorized_on_loop(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

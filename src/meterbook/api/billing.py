@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from meterbook import metrics
 from meterbook.accounts.models import Principal
 from meterbook.api.auth import authorized
 from meterbook.api.faraday import ERROR_RESPONSES
@@ -139,11 +140,17 @@ class PaymentsOut(BaseModel):
 Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="`YYYY-MM`")]
 
 
-@router.post("/billing_runs", response_model=BillingRunOut, status_code=201)
+@router.post(
+    "/billing_runs",
+    response_model=BillingRunOut,
+    status_code=201,
+    responses={200: {"model": BillingRunOut, "description": "The month had been invoiced before: nothing new."}},
+)
 def create_billing_run(request: Request, principal: BillingWriter, body: BillingRunIn) -> Response:
     """Invoice an ended month for every account with a commitment or usage in it (201); again: nothing new (200)."""
     with writing(request) as conn:
         run = invoicing.bill(conn, principal, body.month)
+    metrics.record_billing_run(run.created, run.invoice_count)
     return respond(BillingRunOut.of(run), status_code=201 if run.created else 200)
 
 
@@ -177,11 +184,17 @@ def void_invoice(request: Request, principal: BillingWriter, invoice_id: uuid.UU
     return respond(InvoiceOut.of(invoice, with_lines=True))
 
 
-@router.post("/payments", response_model=PaymentOut, status_code=201)
+@router.post(
+    "/payments",
+    response_model=PaymentOut,
+    status_code=201,
+    responses={200: {"model": PaymentOut, "description": "The same `id` again: the payment as it is now."}},
+)
 def record_payment(request: Request, principal: BillingWriter, body: PaymentIn) -> Response:
     """Record money received (201; the same `id` again: 200 with the first) and settle open invoices with it."""
     with writing(request) as conn:
         payment, created = invoicing.pay(conn, principal, body)
+    metrics.record_payment(created)
     return respond(PaymentOut.of(payment), status_code=201 if created else 200)
 
 

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from meterbook import metrics
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Principal
 from meterbook.api.auth import authorized
@@ -371,9 +372,10 @@ def _report(
         account = accounts.billing_account_for(conn, principal, organization_id, project_id, billing_id)
         events = [_event(index, item, account.id) for index, item in enumerate(usages)]
         try:
-            usage.ingest(conn, principal, events)
+            result = usage.ingest(conn, principal, events)
         except ValidationFailed as error:
             raise _in_frontier_terms(error, usages, billing_path) from None
+    metrics.record_ingest(result)
     return respond({})
 
 

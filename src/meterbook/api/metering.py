@@ -7,22 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
+from meterbook import metrics
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import Aggregate
-from meterbook.api.auth import authorized, authorized_on_loop
+from meterbook.api.auth import authorized, authorized_on_loop, bearer_principal
 from meterbook.api.faraday import ERROR_RESPONSES, FeatureUsageOut
 from meterbook.api.routing import DialectRoute, JsonNumber, database, reading, respond, writing
 from meterbook.catalog import service as catalog
 from meterbook.catalog.models import Product
 from meterbook.catalog.schemas import PRODUCT_ID, ProductPut
+from meterbook.db import Database
+from meterbook.db.group_commit import GroupCommitter
+from meterbook.errors import MeterbookError
 from meterbook.features import service as features
 from meterbook.features.models import Feature
 from meterbook.features.schemas import FEATURE_NAME, FeaturePut, LimitPut
@@ -56,6 +62,9 @@ class IngestOut(BaseModel):
 #: Events one group commit takes at most (see ``db/group_commit.py``): a full request always fits.
 GROUP_MAX_EVENTS = MAX_BATCH
 
+#: One request's events and who sent them: its checked key, or (from ``fast_events``) a bearer token to check.
+EventBatch = tuple[Principal | str, list[EventIn]]
+
 
 @router.post("/events", response_model=IngestOut)
 async def ingest_events(
@@ -67,13 +76,43 @@ async def ingest_events(
     db = database(request)
     if db.is_sqlite:
         # One writer: requests that arrive together share a transaction and its durable commit.
-        committer = db.group_committer(
-            "ingest", usage.ingest_group, weigh=lambda batch: len(batch[1]), max_weight=GROUP_MAX_EVENTS
-        )
-        result = await asyncio.wrap_future(committer.submit((principal, events)))
+        result = await asyncio.wrap_future(events_committer(db).submit((principal, events)))
     else:
         result = await run_in_threadpool(_ingest_alone, request, principal, events)
+    return ingested(result)
+
+
+def ingested(result: usage.IngestResult) -> Response:
+    """The answer to a committed batch (``fast_events`` gives the same one)."""
+    metrics.record_ingest(result)
     return respond(IngestOut(accepted=result.accepted, duplicates=result.duplicates))
+
+
+def events_committer(db: Database) -> GroupCommitter[EventBatch, usage.IngestResult]:
+    return db.group_committer("ingest", _apply_group, weigh=lambda batch: len(batch[1]), max_weight=GROUP_MAX_EVENTS)
+
+
+def _apply_group(conn: Connection, batches: Sequence[EventBatch]) -> list[usage.IngestResult | Exception]:
+    """Check the bearer tokens of the group (each once), then ingest the batches whose key may write usage."""
+    principals: dict[str, Principal | Exception] = {}
+    outcomes: dict[int, usage.IngestResult | Exception] = {}
+    checked: list[tuple[int, Principal, list[EventIn]]] = []
+    for index, (sender, events) in enumerate(batches):
+        if isinstance(sender, str):
+            if sender not in principals:
+                try:
+                    principals[sender] = bearer_principal(conn, sender, "usage:write")
+                except MeterbookError as refusal:
+                    principals[sender] = refusal
+            found = principals[sender]
+            if isinstance(found, Exception):
+                outcomes[index] = found
+                continue
+            sender = found
+        checked.append((index, sender, events))
+    results = usage.ingest_group(conn, [(principal, events) for _, principal, events in checked])
+    outcomes.update((index, result) for (index, _, _), result in zip(checked, results, strict=True))
+    return [outcomes[index] for index in range(len(batches))]
 
 
 def _ingest_alone(request: Request, principal: Principal, events: list[EventIn]) -> usage.IngestResult:

@@ -118,4 +118,6 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: every transaction starts here, and SQLAlchemy's execution path would
+        # cost more than the statement (no parameters, no result).
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]

@@ -52,6 +52,7 @@ __all__ = [
     "insert_invoices",
     "invoiced_months",
     "last_invoice_number",
+    "list_billing_runs",
     "list_invoices",
     "open_invoices",
     "too_large_to_store",
@@ -634,3 +635,16 @@ def verify_history_counts(conn: Connection) -> list[str]:
         if by_slice.get(key, 0) != stored_slices.get(key, 0)
     ]
     return differences
+
+
+def list_billing_runs(conn: Connection, organization_id: uuid.UUID) -> list[BillingRun]:
+    """The organization's billing runs, newest month first."""
+    statement = (
+        select(billing_runs)
+        .where(billing_runs.c.organization_id == organization_id)
+        .order_by(billing_runs.c.month.desc())
+    )
+    return [
+        BillingRun(month=row.month, invoice_count=row.invoice_count, created_at=row.created_at, created=False)
+        for row in conn.execute(statement)
+    ]

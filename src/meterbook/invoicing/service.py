@@ -47,6 +47,7 @@ __all__ = [
     "draft_invoices",
     "get_invoice",
     "history",
+    "list_billing_runs",
     "list_invoices",
     "lock_usage",
     "pay",
@@ -513,3 +514,14 @@ def verify(conn: Connection) -> list[str]:
         f"invoice {number} ({invoice_id}): amount {amount}, lines sum to {total}"
         for invoice_id, number, amount, total in repository.verify_invoice_sums(conn)
     ] + repository.verify_history_counts(conn)
+
+
+# --- the console -----------------------------------------------------------------------------------
+
+
+def list_billing_runs(conn: Connection, principal: Principal) -> list[BillingRun]:
+    """The organization's billing runs, newest month first: a run covers every account, so an organization key's."""
+    organization_id = require_organization(principal)
+    if principal.account_id is not None:
+        raise Forbidden("Billing runs cover the whole organization; use an organization key, not an account key.")
+    return repository.list_billing_runs(conn, organization_id)

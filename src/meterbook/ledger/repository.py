@@ -121,31 +121,38 @@ def add_to_balance(conn: Connection, account_id: uuid.UUID, delta: int, now: dat
     return None if result is None else int(result)
 
 
+# Built once: every ingestion that debits credits runs both.
+_LOCK_BALANCES = (
+    select(credit_balances.c.account_id, credit_balances.c.balance, accounts.c.credit_min)
+    .join(accounts, accounts.c.id == credit_balances.c.account_id)
+    .where(credit_balances.c.account_id.in_(bindparam("account_ids", expanding=True)))
+    .order_by(credit_balances.c.account_id)
+)
+_LOCK_BALANCES_FOR_UPDATE = _LOCK_BALANCES.with_for_update(of=credit_balances)
+_SET_BALANCE = (
+    update(credit_balances)
+    .where(credit_balances.c.account_id == bindparam("target"))
+    .values(balance=bindparam("new_balance"), updated_at=bindparam("now"))
+)
+
+
 def lock_balances(conn: Connection, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
     """Each account's (balance, credit_min), its balance row locked until the transaction ends (PostgreSQL).
 
     Locked in one order for every caller, so that concurrent batches never deadlock; SQLite has one
     writer, which is lock enough. Every account must have its balance row (``ensure_balances``).
     """
-    statement = (
-        select(credit_balances.c.account_id, credit_balances.c.balance, accounts.c.credit_min)
-        .join(accounts, accounts.c.id == credit_balances.c.account_id)
-        .where(credit_balances.c.account_id.in_(account_ids))
-        .order_by(credit_balances.c.account_id)
-    )
-    if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update(of=credit_balances)
-    return {row.account_id: (int(row.balance), int(row.credit_min)) for row in conn.execute(statement)}
+    statement = _LOCK_BALANCES_FOR_UPDATE if conn.dialect.name == "postgresql" else _LOCK_BALANCES
+    rows = conn.execute(statement, {"account_ids": list(account_ids)})
+    return {row.account_id: (int(row.balance), int(row.credit_min)) for row in rows}
 
 
 def set_balances(conn: Connection, balances: Mapping[uuid.UUID, int], now: datetime) -> None:
     """Write new balances of rows this transaction has locked, in one executemany."""
-    statement = (
-        update(credit_balances)
-        .where(credit_balances.c.account_id == bindparam("target"))
-        .values(balance=bindparam("new_balance"), updated_at=now)
+    conn.execute(
+        _SET_BALANCE,
+        [{"target": account_id, "new_balance": amount, "now": now} for account_id, amount in balances.items()],
     )
-    conn.execute(statement, [{"target": account_id, "new_balance": amount} for account_id, amount in balances.items()])
 
 
 def get_balance(conn: Connection, account_id: uuid.UUID) -> Balance:

@@ -46,6 +46,8 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 class IngestResult:
     accepted: int
     duplicates: int
+    #: Credits the new events of type ``credit`` took from balances.
+    credits_debited: int = 0
 
 
 _ABSENT = "\x00"  # never in client text: NUL is refused when the body is read
@@ -157,7 +159,9 @@ def _check_and_rate(
 
 def ingest(conn: Connection, principal: Principal, events: Sequence[EventIn]) -> IngestResult:
     new_events = _apply_batch(conn, principal, events)
-    return IngestResult(accepted=len(new_events), duplicates=len(events) - len(new_events))
+    return IngestResult(
+        accepted=len(new_events), duplicates=len(events) - len(new_events), credits_debited=_credits_of(new_events)
+    )
 
 
 def ingest_group(
@@ -188,16 +192,23 @@ def _ingest_merged(
     merged = [event for _, events in batches for event in events]
     try:
         with conn.begin_nested():
-            new_ids = {event.id for event in _apply_batch(conn, batches[0][0], merged)}
+            new_events = {event.id: event for event in _apply_batch(conn, batches[0][0], merged)}
     except Exception:
         return None
     outcomes: list[IngestResult | Exception] = []
     # The first batch that holds a new id is the one that applied it; any later one sent a duplicate.
     for _, events in batches:
-        claimed = {event.id for event in events if event.id in new_ids}
-        new_ids -= claimed
-        outcomes.append(IngestResult(accepted=len(claimed), duplicates=len(events) - len(claimed)))
+        claimed = [new_events.pop(event.id) for event in events if event.id in new_events]
+        outcomes.append(
+            IngestResult(
+                accepted=len(claimed), duplicates=len(events) - len(claimed), credits_debited=_credits_of(claimed)
+            )
+        )
     return outcomes
+
+
+def _credits_of(new_events: Sequence[EventIn]) -> int:
+    return sum(int(event.quantity) for event in new_events if event.type == "credit")
 
 
 def _ingest_each(

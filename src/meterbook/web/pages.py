@@ -1,0 +1,382 @@
+"""The console's pages: each reads through the domain services, as the API does, and renders a template.
+
+Signing in takes an organization key with the read scopes the pages need; the session cookie then
+stands for that key (``web/session.py``), and every page checks it again. Nothing here changes
+billing data: the only forms are sign-in and sign-out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from meterbook.accounts import service as accounts
+from meterbook.accounts.models import Account, Principal
+from meterbook.aggregates import service as aggregates
+from meterbook.api.routing import reading
+from meterbook.config import Settings
+from meterbook.errors import AuthenticationError, ExpiredApiKey, Forbidden, NotFound
+from meterbook.features import service as features
+from meterbook.invoicing import service as invoicing
+from meterbook.kit.time import utcnow
+from meterbook.ledger import service as ledger
+from meterbook.payments import service as payments
+from meterbook.web import session
+from meterbook.web.render import SECURITY_HEADERS, STATIC_DIR, html, plain_decimal
+
+__all__ = ["CONSOLE_SCOPES", "install", "router"]
+
+#: What a key needs to sign in: the pages read accounts, credits, usage and billing, and change nothing.
+CONSOLE_SCOPES = ("accounts:read", "billing:read", "usage:read")
+#: Credit transactions shown on an account's page (the API lists them all).
+RECENT_TRANSACTIONS = 10
+#: At this share of its limit a feature's bar turns to a warning.
+NEAR_LIMIT = 0.8
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+class SignInRequired(Exception):
+    """No valid session: answered by a redirect to the sign-in page, which then leads back here."""
+
+    def __init__(self, next_path: str, reason: str | None, had_cookie: bool) -> None:
+        super().__init__(reason or "sign in")
+        self.next_path = next_path
+        self.reason = reason
+        self.had_cookie = had_cookie
+
+
+_REASONS = {
+    "expired": "Your session has ended. Please sign in again.",
+    "key": "The key you signed in with is no longer valid (revoked or expired). Sign in with another one.",
+    "signed_out": "You have signed out.",
+}
+
+
+def _secret(request: Request) -> bytes:
+    secret: bytes = request.app.state.console_secret
+    return secret
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _over_https(request: Request) -> bool:
+    return request.url.scheme == "https" or _settings(request).base_url.startswith("https://")
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after signing in: a console path of this server only (never another site)."""
+    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui/accounts"
+
+
+def _sign_in_redirect(next_path: str, reason: str | None = None) -> RedirectResponse:
+    query = {"next": next_path} | ({"reason": reason} if reason else {})
+    return RedirectResponse(f"/ui/sign-in?{urlencode(query)}", status_code=303, headers=SECURITY_HEADERS)
+
+
+def _same_origin(request: Request) -> bool:
+    """A state-changing form must come from a page of this console: its Origin (or Referer) names this server.
+
+    Browsers send Origin with every POST; a request without either header did not come from a web page
+    of another site (which is what a cross-site request forgery needs), so it is let through.
+    """
+    sent = request.headers.get("origin")
+    if sent is None:
+        referer = request.headers.get("referer")
+        if referer is None:
+            return True
+        parts = urlsplit(referer)
+        sent = f"{parts.scheme}://{parts.netloc}"
+    host = request.headers.get("host", "")
+    allowed = {f"{request.url.scheme}://{host}", _settings(request).base_url}
+    return sent.rstrip("/") in allowed
+
+
+def _principal(request: Request, conn: Connection) -> Principal:
+    """The signed-in key, checked again now; :class:`SignInRequired` if there is none or it is no longer valid."""
+    next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    cookie = request.cookies.get(session.COOKIE)
+    if not cookie:
+        raise SignInRequired(next_path, None, had_cookie=False)
+    key_id = session.read(_secret(request), cookie, utcnow())
+    if key_id is None:
+        raise SignInRequired(next_path, "expired", had_cookie=True)
+    try:
+        principal = accounts.principal_for_session(conn, key_id)
+    except AuthenticationError:
+        raise SignInRequired(next_path, "key", had_cookie=True) from None
+    return principal
+
+
+@dataclass(frozen=True)
+class _Page:
+    conn: Connection
+    principal: Principal
+    context: dict[str, Any]
+
+
+@contextmanager
+def _signed_in(request: Request) -> Iterator[_Page]:
+    with reading(request) as conn:
+        principal = _principal(request, conn)
+        organization = accounts.get_organization(conn, principal)
+        yield _Page(conn, principal, {"organization": organization, "signed_in": True, "path": request.url.path})
+
+
+def _uuid_or_404(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound("Not a valid id.") from None
+
+
+# --- signing in and out ----------------------------------------------------------------------------
+
+
+def _sign_in_page(
+    request: Request, next_path: str, *, message: str | None = None, error: str | None = None, status: int = 200
+) -> Response:
+    insecure = request.url.scheme != "https" and not _is_loopback(request.url.hostname)
+    context = {"next": next_path, "message": message, "error": error, "insecure": insecure, "signed_in": False}
+    return html("sign_in.html", context, status)
+
+
+@router.get("/sign-in")
+def sign_in_form(
+    request: Request, next_path: Annotated[str | None, Query(alias="next")] = None, reason: str | None = None
+) -> Response:
+    return _sign_in_page(request, _safe_next(next_path), message=_REASONS.get(reason or ""))
+
+
+def _check_key(request: Request, token: str) -> Principal:
+    with reading(request) as conn:
+        principal = accounts.authenticate(conn, token)
+    if principal.is_platform:
+        raise Forbidden("A platform key only creates organizations: sign in with an organization key.")
+    if principal.account_id is not None:
+        raise Forbidden("This is an account key: the console needs an organization key, which reaches every account.")
+    missing = [scope for scope in CONSOLE_SCOPES if not principal.has_scope(scope)]
+    if missing:
+        raise Forbidden(f"This key lacks the scope{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
+    return principal
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    next_path = _safe_next(form.get("next", [""])[0])
+    if not _same_origin(request):
+        return _sign_in_page(request, next_path, error="This sign-in did not come from this console.", status=403)
+    token = form.get("key", [""])[0].strip()
+    if not token:
+        return _sign_in_page(request, next_path, error="Enter an organization key (mbk_…).", status=400)
+    try:
+        principal = await run_in_threadpool(_check_key, request, token)
+    except ExpiredApiKey:
+        return _sign_in_page(request, next_path, error="This key has expired.", status=401)
+    except AuthenticationError:
+        return _sign_in_page(
+            request, next_path, error="This key is not valid: unknown, revoked or mistyped.", status=401
+        )
+    except Forbidden as refused:
+        return _sign_in_page(request, next_path, error=refused.message, status=403)
+    response = RedirectResponse(next_path, status_code=303, headers=SECURITY_HEADERS)
+    response.set_cookie(
+        session.COOKIE,
+        session.sign(_secret(request), principal.key_id, utcnow() + session.LIFETIME),
+        max_age=int(session.LIFETIME.total_seconds()),
+        path="/ui",
+        secure=_over_https(request),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(request: Request) -> Response:
+    if not _same_origin(request):
+        return html(
+            "error.html",
+            {
+                "title": "Not allowed",
+                "message": "This sign-out did not come from this console.",
+                "status": 403,
+                "error_id": None,
+            },
+            403,
+        )
+    response = _sign_in_redirect("/ui/accounts", "signed_out")
+    response.delete_cookie(session.COOKIE, path="/ui", secure=_over_https(request), httponly=True, samesite="lax")
+    return response
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+@router.get("")
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/ui/accounts", status_code=303, headers=SECURITY_HEADERS)
+
+
+@router.get("/accounts")
+def accounts_page(request: Request, q: str = "") -> Response:
+    with _signed_in(request) as page:
+        everyone = accounts.list_accounts(page.conn, page.principal)
+        found = accounts.search_accounts(page.conn, page.principal, q) if q.strip() else everyone
+    names = {account.id: account.name for account in everyone}
+    return html("accounts.html", page.context | {"accounts": found, "total": len(everyone), "q": q, "names": names})
+
+
+def _chart(usage: aggregates.UsageByMonth) -> list[dict[str, Any]]:
+    """One chart per currency: its products' amounts (and units, for the tooltips) month by month, as exact text."""
+    charts: dict[str, dict[str, Any]] = {}
+    for product in usage.products:
+        chart = charts.setdefault(
+            product.currency, {"currency": product.currency, "months": list(usage.months), "series": []}
+        )
+        chart["series"].append(
+            {
+                "product_id": product.product_id,
+                "label": product.description,
+                "unit": product.unit,
+                "amounts": [plain_decimal(value) for value in product.amounts],
+                "units": [plain_decimal(value) for value in product.units],
+            }
+        )
+    return list(charts.values())
+
+
+@router.get("/accounts/{account_id}")
+def account_page(request: Request, account_id: str) -> Response:
+    wanted = _uuid_or_404(account_id)
+    with _signed_in(request) as page:
+        conn, principal = page.conn, page.principal
+        account = accounts.get_account(conn, principal, wanted)
+        reachable = accounts.list_accounts(conn, principal)
+        now = utcnow()
+        usage = aggregates.usage_by_month(conn, principal, account.id, f"{now:%Y-%m}")
+        invoices = invoicing.list_invoices(conn, principal, account_id=account.id)
+        context: dict[str, Any] = {
+            "account": account,
+            "parent": next((other for other in reachable if other.id == account.parent_account_id), None),
+            "children": [other for other in reachable if other.parent_account_id == account.id],
+            "balance": ledger.balance(conn, principal, account.id),
+            "transactions": ledger.transactions(conn, principal, account.id)[:RECENT_TRANSACTIONS],
+            "features": _feature_rows(conn, principal, account),
+            "usage": usage,
+            "charts": _chart(usage),
+            "invoices": invoices,
+            "payments": payments.list_payments(conn, principal, account.id),
+        }
+    numbers = {invoice.id: invoice.number for invoice in invoices}
+    return html("account.html", page.context | context | {"invoice_numbers": numbers})
+
+
+def _feature_rows(conn: Connection, principal: Principal, account: Account) -> list[dict[str, Any]]:
+    resets = {feature.name: feature.reset for feature in features.list_features(conn, principal)}
+    rows = []
+    for item in features.usages(conn, principal, account.id):
+        share = None if not item.limit else item.usage / item.limit
+        level = "none" if share is None else "full" if share >= 1 else "near" if share >= NEAR_LIMIT else "ok"
+        rows.append(
+            {
+                "name": item.name,
+                "description": item.description,
+                "limit": item.limit,
+                "usage": item.usage,
+                "monthly": resets.get(item.name) == "monthly",
+                "percent": None if share is None else round(share * 100),
+                "level": level,
+            }
+        )
+    return rows
+
+
+@router.get("/invoices")
+def invoices_page(request: Request, status: str = "", month: str = "") -> Response:
+    chosen_status = status if status in {"open", "paid", "void"} else None
+    chosen_month = month if len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit() else None
+    with _signed_in(request) as page:
+        found = invoicing.list_invoices(page.conn, page.principal, status=chosen_status, month=chosen_month)
+        names = {account.id: account.name for account in accounts.list_accounts(page.conn, page.principal)}
+    context = {"invoices": found, "names": names, "status": chosen_status or "", "month": chosen_month or ""}
+    return html("invoices.html", page.context | context)
+
+
+@router.get("/invoices/{invoice_id}")
+def invoice_page(request: Request, invoice_id: str) -> Response:
+    wanted = _uuid_or_404(invoice_id)
+    with _signed_in(request) as page:
+        invoice = invoicing.get_invoice(page.conn, page.principal, wanted)
+        account = accounts.get_account(page.conn, page.principal, invoice.account_id)
+        received = payments.list_payments(page.conn, page.principal, account.id)
+    applied = [
+        (payment, allocation.amount)
+        for payment in received
+        for allocation in payment.allocations
+        if allocation.invoice_id == invoice.id
+    ]
+    return html("invoice.html", page.context | {"invoice": invoice, "account": account, "applied": applied})
+
+
+@router.get("/billing-runs")
+def billing_runs_page(request: Request) -> Response:
+    with _signed_in(request) as page:
+        runs = invoicing.list_billing_runs(page.conn, page.principal)
+    return html("billing_runs.html", page.context | {"runs": runs})
+
+
+# --- wiring ----------------------------------------------------------------------------------------
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console on ``app``: its pages, its static files, and its session key."""
+    settings: Settings = app.state.settings
+    configured = settings.session_secret
+    # Unset: a key of this process alone, so sessions end with it (documented in docs/console.md).
+    app.state.console_secret = (
+        configured.get_secret_value().encode("utf-8") if configured is not None else secrets.token_bytes(32)
+    )
+
+    async def to_sign_in(request: Request, error: Exception) -> Response:
+        assert isinstance(error, SignInRequired)
+        response = _sign_in_redirect(error.next_path, error.reason)
+        if error.had_cookie:
+            response.delete_cookie(
+                session.COOKIE, path="/ui", secure=_over_https(request), httponly=True, samesite="lax"
+            )
+        return response
+
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")

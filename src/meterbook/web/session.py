@@ -1,0 +1,59 @@
+"""The console's session cookie: which key signed in, until when, and the server's signature over both.
+
+The cookie holds ``<key id>.<expiry>.<signature>``: the key's id (not secret: it is the first part of
+every key and the HTTP Basic user name) and a Unix expiry, signed with HMAC-SHA256 under the server's
+session secret. The key's secret is never in it. A valid signature proves that whoever holds the
+cookie signed in with that key's secret before the expiry; the key itself is checked again on every
+request (``accounts.principal_for_session``), so revoking or expiring it ends the session at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import uuid
+from datetime import datetime, timedelta
+
+__all__ = ["COOKIE", "LIFETIME", "read", "sign"]
+
+COOKIE = "meterbook_console"
+#: A working day: long enough not to interrupt, short enough that a forgotten session ends by itself.
+LIFETIME = timedelta(hours=8)
+# Ties the signature to this use, so that no other HMAC the server might make under the same secret fits.
+_CONTEXT = b"meterbook console session v1\x1f"
+
+
+def _signature(secret: bytes, payload: str) -> str:
+    digest = hmac.new(secret, _CONTEXT + payload.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def sign(secret: bytes, key_id: uuid.UUID, expires_at: datetime) -> str:
+    """The cookie value for a sign-in with ``key_id`` that lasts until ``expires_at``."""
+    payload = f"{key_id.hex}.{int(expires_at.timestamp())}"
+    return f"{payload}.{_signature(secret, payload)}"
+
+
+def read(secret: bytes, value: str, now: datetime) -> uuid.UUID | None:
+    """The key id a cookie value stands for, or None if it is malformed, forged, or expired."""
+    parts = value.split(".")
+    if len(parts) != 3:
+        return None
+    key_hex, expires_text, signature = parts
+    payload = f"{key_hex}.{expires_text}"
+    try:
+        expected = _signature(secret, payload)
+    except UnicodeEncodeError:
+        return None
+    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii", "replace")):
+        return None
+    try:
+        key_id = uuid.UUID(hex=key_hex)
+        expires = int(expires_text)
+    except (ValueError, binascii.Error):
+        return None
+    if expires <= now.timestamp():
+        return None
+    return key_id

@@ -1,0 +1,226 @@
+"""The console end to end: a real server over the demo's data, driven by headless Chromium (Debian's ``chromium``
+through Playwright). It signs in, searches, opens an account, checks the chart's data and the page's figures
+against the API's answers, opens an invoice, saves a screenshot, and signs out.
+
+SQLite only: every page reads through the same services as the API, and ``test_console.py`` checks each page
+on both databases; what this test adds is the browser (cookies, scripts, the chart, the Content-Security-Policy),
+which does not depend on the database, and it costs a browser start.
+
+The screenshot goes to ``$METERBOOK_TEST_ARTIFACTS`` when that is set, else to the test's pytest tmp dir
+(its path is printed). Without Chromium or Playwright the test is skipped, except in CI (``CI`` set), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from meterbook.app import create_app
+from meterbook.config import Settings
+from meterbook.db import Database
+from meterbook.demo import DemoData, seed
+from tests.billing import months_ago
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGE_TIMEOUT_MS = 15_000
+
+
+def _needs(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the console's browser test (.ci/run installs chromium)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def playwright_api() -> Any:
+    if not Path(CHROMIUM).exists():
+        _needs("Chromium is not installed (Debian: apt-get install chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _needs("Playwright is not installed (pip install playwright)")
+    return sync_api
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def demo_server(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, DemoData]]:
+    """``meterbook demo``'s data on a fresh SQLite file, served by uvicorn in a thread; its base URL and keys."""
+    path = tmp_path / "console.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite:///{path}", pool_size=4)
+    with database.write() as conn:
+        demo = seed(conn)
+    settings = Settings(database_url=f"sqlite:///{path}", migrate_on_start=False, log_level="warning")
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app=create_app(settings, database), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="console-server", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert thread.is_alive(), "the server stopped before it answered"
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not answer /healthz within 30 s"
+        time.sleep(0.05)
+    try:
+        yield base_url, demo
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        database.dispose()
+
+
+def _api(base_url: str, key: str, path: str, **params: Any) -> Any:
+    response = httpx.get(f"{base_url}{path}", params=params, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    return response.json(parse_float=Decimal)
+
+
+def _exact(number: float | int) -> Decimal:
+    # The chart holds JavaScript numbers; their shortest text is the exact decimal for figures of a few digits.
+    return Decimal(repr(number))
+
+
+def test_the_console_in_a_browser(playwright_api: Any, demo_server: tuple[str, DemoData], tmp_path: Path) -> None:
+    base_url, demo = demo_server
+    key = demo.read_only_key
+    globex = next(account for account in demo.accounts if account.name == "Globex Corporation")
+    problems: list[str] = []
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            # Script errors and Content-Security-Policy violations both end up here.
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+
+            # Signed out, a page leads to the sign-in form; a wrong key is told so.
+            page.goto(f"{base_url}/ui/accounts/{globex.id}")
+            assert "/ui/sign-in" in page.url
+            page.fill("#key", key[:-4] + "0000")
+            page.click("button[type=submit]")
+            assert "not valid" in page.inner_text("[role=alert]")
+            # The browser logs the refusal's 401 status as an error; nothing else may be logged.
+            assert [problem for problem in problems if "401" not in problem] == []
+            problems.clear()
+            page.fill("#key", key)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base_url}/ui/accounts/{globex.id}")
+            cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+            session = cookies["meterbook_console"]
+            assert (session["httpOnly"], session["sameSite"], session["path"]) == (True, "Lax", "/ui")
+            assert key.rsplit("_", 1)[1] not in session["value"]
+            assert page.evaluate("document.cookie") == ""
+
+            # The accounts list and its search.
+            page.click("nav >> text=Accounts")
+            assert page.locator("#accounts tbody tr").count() == len(demo.accounts)
+            page.fill("input[name=q]", "globex")
+            page.press("input[name=q]", "Enter")
+            page.wait_for_url("**/ui/accounts?q=globex")
+            assert page.locator("#accounts tbody tr").count() == 2
+            page.click("#accounts >> text=Globex Corporation")
+            page.wait_for_selector("canvas[data-drawn=true]")
+
+            # The chart: twelve months, one series per product, each bar the API's monthly amount.
+            drawn = page.evaluate(
+                """() => {
+                    const chart = Chart.getChart(document.querySelector("canvas[data-usage-chart]"));
+                    return {months: chart.data.months,
+                            series: chart.data.datasets.map(d => ({product: d.productId, data: d.data}))};
+                }"""
+            )
+            months = [months_ago(back) for back in range(11, -1, -1)]
+            assert drawn["months"] == months
+            usage = _api(base_url, key, f"/v1/accounts/{globex.id}/usage", **{"from": months[0], "to": months[-1]})
+            expected: dict[str, dict[str, Decimal]] = defaultdict(lambda: dict.fromkeys(months, Decimal(0)))
+            for aggregate in usage["usage"]:
+                expected[aggregate["product_id"]][aggregate["month"]] += Decimal(str(aggregate["total_amount"]))
+            assert (
+                {series["product"] for series in drawn["series"]}
+                == set(expected)
+                == {
+                    "TD-USG-TEL-UG-102213",
+                    "TD-USG-API-UG-100410",
+                    "TD-USG-SMS-UG-103001",
+                }
+            )
+            for series in drawn["series"]:
+                assert [_exact(value) for value in series["data"]] == [
+                    expected[series["product"]][month] for month in months
+                ], series["product"]
+            # The demo fills the year (the current month may have only begun).
+            calls = next(series for series in drawn["series"] if series["product"] == "TD-USG-TEL-UG-102213")
+            assert all(value > 0 for value in calls["data"][:-1])
+
+            # The figures beside it.
+            credits = _api(base_url, key, f"/v1/accounts/{globex.id}/credits")
+            assert page.get_attribute("#credit-balance", "data-value") == str(credits["balance"])
+            billing = _api(base_url, key, f"/v1/accounts/{globex.id}/billing")
+            for item in billing["usages"]:
+                row = page.locator(f'li[data-feature="{item["name"]}"]')
+                assert row.get_attribute("data-usage") == str(item["usage"])
+                assert row.get_attribute("data-limit") == ("" if item["limit"] is None else str(item["limit"]))
+            invoices = _api(base_url, key, "/v1/invoices", account_id=str(globex.id))["invoices"]
+            assert invoices
+            shown = page.locator("#invoices tr[data-invoice]")
+            assert shown.count() == len(invoices)
+            for invoice in invoices:
+                row = page.locator(f'#invoices tr[data-invoice="{invoice["id"]}"]')
+                assert Decimal(row.get_attribute("data-amount")) == Decimal(str(invoice["amount"]))
+            payments = _api(base_url, key, "/v1/payments", account_id=str(globex.id))["payments"]
+            assert page.locator("#payments tr[data-payment]").count() == len(payments) > 0
+
+            screenshot = Path(os.environ.get("METERBOOK_TEST_ARTIFACTS") or tmp_path) / "console-account.png"
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+            assert screenshot.stat().st_size > 10_000
+            print(f"console screenshot: {screenshot}")
+
+            # An invoice and its lines.
+            newest = invoices[-1]
+            page.click(f'#invoices tr[data-invoice="{newest["id"]}"] a')
+            page.wait_for_url(f"{base_url}/ui/invoices/{newest['id']}")
+            lines = _api(base_url, key, f"/v1/invoices/{newest['id']}")["lines"]
+            assert page.locator("#lines tr[data-line]").count() == len(lines) > 0
+            for line in lines:
+                amount = page.get_attribute(f'#lines tr[data-line="{line["line"]}"]', "data-amount")
+                assert Decimal(amount or "") == Decimal(str(line["amount"]))
+
+            # Signing out ends it: the cookie is gone and pages lead to sign-in again.
+            page.click("text=Sign out")
+            page.wait_for_url("**/ui/sign-in?*")
+            assert "signed out" in page.inner_text("[role=status]")
+            assert "meterbook_console" not in {cookie["name"] for cookie in context.cookies()}
+            page.goto(f"{base_url}/ui/billing-runs")
+            assert "/ui/sign-in" in page.url
+        finally:
+            browser.close()
+    assert problems == []
