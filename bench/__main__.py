@@ -65,7 +65,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     "ingest_sqlite": Target("batched ingestion, SQLite, 1,000 events/request", "events/s", 100_000, True, 1_500),
     "store_ratio": Target("  the same, HTTP rate / store layer alone", "ratio", 0.5, True),
-    "single_event": Target("single-event requests, SQLite, keep-alive", "req/s", 2_000, True, 30),
+    "single_event": Target("single-event requests, SQLite, keep-alive", "req/s", 2_000, True),
     "ingest_postgres": Target("batched ingestion, PostgreSQL (local, durable)", "events/s", 40_000, True, 1_000),
     "preload_ratio": Target("ingestion with 10M events stored / empty", "ratio", 0.6, True),
     "reads_p99": Target("reads with 10M events, p99 of the slowest read", "ms", 25, False),
@@ -230,9 +230,17 @@ def bench_ingest_sqlite(ctx: Context) -> None:
     )
 
 
+#: Single-event load: 2 generator processes x 32 keep-alive connections, one request in flight on each.
+SINGLE_EVENT_CLIENTS, SINGLE_EVENT_CONNECTIONS = 2, 32
+
+
 def bench_single_event(ctx: Context) -> None:
     events = "400" if ctx.quick else "10000"
-    argv = ingest_argv(ctx, "--batch", "1", "--events", events, "--repeat", "3", "--clients", "2", "--connections", "8")
+    argv = ingest_argv(
+        ctx,
+        *("--batch", "1", "--events", events, "--repeat", "3"),
+        *("--clients", str(SINGLE_EVENT_CLIENTS), "--connections", str(SINGLE_EVENT_CONNECTIONS)),
+    )
     figure = ctx.figure("single_event")
     figure.command = display(argv)
     result = run_json(ctx, "single-event requests, SQLite", argv)
@@ -241,7 +249,8 @@ def bench_single_event(ctx: Context) -> None:
     # The generators share the machine with the server: their own CPU is part of the figure's honesty.
     generator_share = max(run["generator_cpu_seconds"] / run["seconds"] for run in result["runs"])
     figure.detail = (
-        f"{result['events']:,} requests x {len(result['runs'])} runs, 16 in flight: "
+        f"{result['events']:,} requests x {len(result['runs'])} runs, "
+        f"{SINGLE_EVENT_CLIENTS * SINGLE_EVENT_CONNECTIONS} in flight: "
         f"{runs_text(result, 'requests_per_second', ',.0f')}; "
         f"p50 {result['median_p50_ms']:.1f} ms, p99 {result['median_p99_ms']:.1f} ms; "
         f"load generators at most {generator_share:.0%} of a core"

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ingest.py                 # 200,000 events, batches of 1,000, 2 clients, 3 runs, SQLite
     .venv/bin/python bench/ingest.py --quick         # about 20,000 events, 1 run: a smoke test
-    .venv/bin/python bench/ingest.py --batch 1 --events 20000   # single-event requests, 8 connections per client
+    .venv/bin/python bench/ingest.py --batch 1 --events 20000   # single-event requests, 32 connections per client
     .venv/bin/python bench/ingest.py --preload 10000000         # with 10 million events already stored
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://user@host/empty_db --workers 2
 
@@ -817,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
         "--connections",
         type=int,
         help="keep-alive connections per client, one request in flight on each "
-        "(default 1, i.e. closed loop; 8 with --batch 1)",
+        "(default 1, i.e. closed loop; 32 with --batch 1: many clients each sending one event at a time)",
     )
     parser.add_argument("--repeat", type=int, help="runs; the median is reported (default 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: about 20,000 events, once")
@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     events = args.events or (20_000 if args.quick else 200_000)
     repeat = args.repeat or (1 if args.quick else 3)
-    connections = args.connections or (8 if args.batch == 1 else 1)
+    connections = args.connections or (32 if args.batch == 1 else 1)
     store_alone = args.store_alone if args.store_alone is not None else args.batch > 1 and not args.preload
     if not 1 <= args.batch <= 10_000 or events < 1 or args.clients < 1 or repeat < 1 or args.accounts < 1:
         parser.error("--events, --clients, --repeat and --accounts must be at least 1, --batch 1..10,000")
