@@ -28,7 +28,7 @@ from meterbook.errors import (
     pydantic_message,
 )
 
-__all__ = ["ErrorRenderer", "install_error_handlers", "renderer_for"]
+__all__ = ["ErrorRenderer", "flattened_routes", "install_error_handlers", "renderer_for"]
 
 log = logging.getLogger("meterbook.api")
 
@@ -65,17 +65,17 @@ def from_validation_errors(errors: Sequence[Any]) -> InvalidInput:
     return ValidationFailed(field_errors)
 
 
-def _flattened(routes: Iterable[Any]) -> Iterator[Any]:
+def flattened_routes(routes: Iterable[Any]) -> Iterator[Any]:
     # FastAPI keeps an included router's routes behind a wrapper that holds the router itself.
     for route in routes:
         included = getattr(route, "original_router", None)
-        yield from _flattened(included.routes) if included is not None else (route,)
+        yield from flattened_routes(included.routes) if included is not None else (route,)
 
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route answers on this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in _flattened(request.app.router.routes):
+    for route in flattened_routes(request.app.router.routes):
         match, _ = route.matches(request.scope)
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

@@ -290,10 +290,11 @@ def list_usages(request: Request, principal: Annotated[Principal, Depends(author
 
 def _seed_date(moment: datetime) -> str:
     """The seed's date form, ``2022-10-05T00:00:00.000Z``: the UTC day at midnight, milliseconds written out."""
-    return moment.strftime("%Y-%m-%dT00:00:00.000Z")
+    return f"{moment.year:04d}-{moment:%m-%d}T00:00:00.000Z"
 
 
-SeedDate = Annotated[str, Field(json_schema_extra={"format": "date", "example": "2022-10-05T00:00:00.000Z"})]
+# The seed types these as dates but writes them as midnight UTC date-times: documented as what is sent.
+SeedDate = Annotated[str, Field(json_schema_extra={"format": "date-time", "example": "2022-10-05T00:00:00.000Z"})]
 
 
 class BillingInvoiceOut(BaseModel):

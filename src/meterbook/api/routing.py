@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from starlette.responses import JSONResponse
 
 from meterbook.db import Database
+from meterbook.errors import BadRequest
 from meterbook.kit import jsontext
 
 __all__ = ["DialectRoute", "ExactJSONResponse", "JsonNumber", "database", "reading", "respond", "writing"]
@@ -48,12 +49,24 @@ class _ExactJSONRequest(Request):
         return self._json
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 class DialectRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        takes_body = self.body_field is not None
 
         async def exact_json_handler(request: Request) -> Response:
-            return await handler(_ExactJSONRequest(request.scope, request.receive))
+            exact = _ExactJSONRequest(request.scope, request.receive)
+            content_type = exact.headers.get("content-type")
+            # FastAPI would hand any other media type to validation as raw bytes, and the client would
+            # read "Input should be a valid list" instead of what it did wrong. No header: parsed as JSON.
+            if takes_body and content_type is not None and not _is_json(content_type) and await exact.body():
+                raise BadRequest(f"The body must be JSON, sent as Content-Type: application/json (not {content_type}).")
+            return await handler(exact)
 
         return exact_json_handler
 

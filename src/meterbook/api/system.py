@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterbook import __version__, metrics
+from meterbook.api import faraday
 from meterbook.api.routing import ExactJSONResponse, database
 from meterbook.log import request_id_var
 
@@ -34,7 +35,8 @@ class Health(BaseModel):
     version: str
 
 
-@router.get("/healthz", response_model=Health)
+# The database unreachable: an unexpected failure, answered as every other one under /v1.
+@router.get("/healthz", response_model=Health, responses={500: faraday.ERROR_RESPONSES[500]})
 def healthz(request: Request) -> ExactJSONResponse:
     """Liveness and database reachability; needs no key."""
     db = database(request)

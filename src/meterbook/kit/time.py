@@ -21,7 +21,8 @@ def as_utc(moment: datetime) -> datetime:
 def format_rfc3339(moment: datetime) -> str:
     """``2024-01-01T12:00:00Z``, with a microsecond fraction only when there is one."""
     moment = as_utc(moment)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # strftime writes the year 584 as "584"; RFC 3339 wants four digits.
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
     return text + "Z"

@@ -1,0 +1,413 @@
+"""Issue 7, item 3: the access matrix: every route, and every kind of caller that must be kept out.
+
+The routes come from the application's route table: a route without a row in :data:`ROUTES` fails
+``test_every_route_has_a_row`` under its own name, so a new route cannot be left out.
+
+Each row says how to call the route on the victim's objects (organization A's parent account, its invoice,
+its key...) and what each caller gets: another organization's key, a sibling account's key, the
+subaccount's key on its parent, a revoked key, an expired key, a key lacking the route's scope, and no key.
+The owner's call closes each row, as a control that the target exists and the call works. Every reply
+is checked for the dialect's error shape and code, and for the victim's data: none of it may appear in
+a reply to anyone outside the victim's reach. Every call that must be refused runs first, and then the
+whole database must be exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from meterbook.api.errors import flattened_routes
+from meterbook.app import create_app
+from meterbook.config import Settings
+from meterbook.db import Database
+from meterbook.db.tables import metadata
+from meterbook.web.session import COOKIE as SESSION_COOKIE
+from tests.conftest import bearer
+from tests.reliability.world import FEATURE, PRODUCT, Keys, Org, build_bad_keys, build_org
+
+INTRUDERS = ("other_org", "sibling", "child_on_parent")
+KEYLESS = ("revoked", "expired", "without_scope", "no_key")
+PUBLIC = "public"
+PLATFORM = "platform"
+#: The console's pages need an organization key with these read scopes; without the first, no session.
+CONSOLE = "accounts:read"
+SIGNED_OUT = {"sibling": 303, "child_on_parent": 303}
+
+Call = tuple[str, dict[str, Any] | list[Any] | None]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One route: how to call it on the victim's objects, and what each caller must get."""
+
+    scope: str  # the scope it needs, PUBLIC (no key at all) or PLATFORM (a platform key only)
+    call: Callable[[Org], Call]  # the URL (with query) and JSON body, aimed at the victim
+    intruder: dict[str, int] = field(default_factory=dict)  # status for each intruder; default 404
+    owner: int = 200
+    owner_key: str = "org"  # "org" (organization key), "parent" (the parent's account key) or "platform"
+    console: bool = False  # a page of the web console: the caller signs in with its key and sends the cookie
+    sign_in_form: bool = False  # the body is the sign-in form holding the caller's own key
+
+    def expected(self, who: str) -> int:
+        """What ``who`` gets: as listed, else the rule of the route's kind."""
+        if who in self.intruder:
+            return self.intruder[who]
+        if self.scope == PUBLIC:
+            return self.owner
+        if who in INTRUDERS:
+            return 404
+        if self.console:
+            return 303
+        return 403 if who == "without_scope" else 401
+
+
+def everyone(status: int) -> dict[str, int]:
+    return dict.fromkeys(INTRUDERS, status)
+
+
+def usages_body(v: Org) -> list[dict[str, Any]]:
+    return [{"id": str(uuid.uuid4()), "amount": 1, "description": "matrix"}]
+
+
+ROUTES: dict[tuple[str, str], Row] = {
+    # --- public ------------------------------------------------------------------------------------
+    ("GET", "/healthz"): Row(PUBLIC, lambda v: ("/healthz", None)),
+    ("GET", "/metrics"): Row(PUBLIC, lambda v: ("/metrics", None)),
+    ("GET", "/openapi.json"): Row(PUBLIC, lambda v: ("/openapi.json", None)),
+    ("HEAD", "/openapi.json"): Row(PUBLIC, lambda v: ("/openapi.json", None)),
+    ("GET", "/docs"): Row(PUBLIC, lambda v: ("/docs", None)),
+    ("GET", "/docs/assets"): Row(PUBLIC, lambda v: ("/docs/assets/swagger-ui.css", None)),
+    # --- Faraday accounts and billing ------------------------------------------------------------------
+    ("GET", "/v1/accounts"): Row(
+        "accounts:read", lambda v: (f"/v1/accounts?ids={v.parent['id']}", None), everyone(200)
+    ),
+    ("GET", "/v1/accounts/current"): Row(
+        "accounts:read",
+        lambda v: ("/v1/accounts/current", None),
+        {"other_org": 404, "sibling": 200, "child_on_parent": 200},
+        owner_key="parent",
+    ),
+    ("GET", "/v1/accounts/{account_id}"): Row("accounts:read", lambda v: (f"/v1/accounts/{v.parent['id']}", None)),
+    ("POST", "/v1/accounts"): Row(
+        "accounts:write",
+        lambda v: ("/v1/accounts", {"name": "Intruder", "parent_account_id": v.parent["id"]}),
+        everyone(400),
+        owner=201,
+    ),
+    ("PATCH", "/v1/accounts/{account_id}"): Row(
+        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}", {"net_terms_days": 15})
+    ),
+    ("GET", "/v1/usages"): Row("usage:read", lambda v: ("/v1/usages", None), everyone(200)),
+    ("GET", "/v1/accounts/{account_id}/billing"): Row(
+        "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/billing", None)
+    ),
+    # --- native: organizations, keys, projects ---------------------------------------------------------
+    ("POST", "/v1/organizations"): Row(
+        PLATFORM, lambda v: ("/v1/organizations", {"name": "Intruder Inc"}), everyone(403), 201, "platform"
+    ),
+    ("POST", "/v1/api_keys"): Row(
+        "keys:write", lambda v: ("/v1/api_keys", {"account_id": v.parent["id"]}), everyone(400), owner=201
+    ),
+    ("GET", "/v1/api_keys"): Row("keys:write", lambda v: ("/v1/api_keys", None), everyone(200)),
+    ("POST", "/v1/projects"): Row(
+        "accounts:write",
+        lambda v: ("/v1/projects", {"name": "intruder", "billing_account_id": v.parent["id"]}),
+        everyone(400),
+        owner=201,
+    ),
+    ("GET", "/v1/projects"): Row("accounts:read", lambda v: ("/v1/projects", None), everyone(200)),
+    # --- native: usage, credits, features, catalog ------------------------------------------------------
+    ("POST", "/v1/events"): Row(
+        "usage:write",
+        lambda v: (
+            "/v1/events",
+            [{"id": f"matrix-{uuid.uuid4()}", "account_id": v.parent["id"], "type": "credit", "quantity": 1}],
+        ),
+        everyone(400),
+    ),
+    ("GET", "/v1/accounts/{account_id}/usage"): Row(
+        "usage:read", lambda v: (f"/v1/accounts/{v.parent['id']}/usage", None)
+    ),
+    ("POST", "/v1/accounts/{account_id}/credits"): Row(
+        "billing:write",
+        lambda v: (f"/v1/accounts/{v.parent['id']}/credits", {"id": f"matrix-{uuid.uuid4()}", "amount": 1}),
+        owner=201,
+    ),
+    ("GET", "/v1/accounts/{account_id}/credits"): Row(
+        "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/credits", None)
+    ),
+    ("GET", "/v1/accounts/{account_id}/credits/transactions"): Row(
+        "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/credits/transactions", None)
+    ),
+    ("PUT", "/v1/features/{name}"): Row(
+        "catalog:write",
+        lambda v: (f"/v1/features/{FEATURE}", {"default_limit": 1000}),
+        {"other_org": 200, "sibling": 200, "child_on_parent": 200},
+    ),
+    ("GET", "/v1/features"): Row("usage:read", lambda v: ("/v1/features", None), everyone(200)),
+    ("PUT", "/v1/accounts/{account_id}/limits/{feature}"): Row(
+        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}/limits/{FEATURE}", {"limit": 5})
+    ),
+    ("PUT", "/v1/products/{product_id}"): Row(
+        "catalog:write",
+        lambda v: (f"/v1/products/{PRODUCT}", {"description": "Inbound calls", "unit_price": "0.067"}),
+        {"other_org": 200, "sibling": 200, "child_on_parent": 200},
+    ),
+    ("GET", "/v1/products"): Row("usage:read", lambda v: ("/v1/products", None), everyone(200)),
+    # --- native: billing runs, invoices, payments ---------------------------------------------------------
+    # A billing run covers a whole organization: an account key may not start one.
+    ("POST", "/v1/billing_runs"): Row(
+        "billing:write",
+        lambda v: ("/v1/billing_runs", {"month": v.month}),
+        {"other_org": 200, "sibling": 403, "child_on_parent": 403},
+    ),
+    ("GET", "/v1/invoices"): Row("billing:read", lambda v: (f"/v1/invoices?account_id={v.parent['id']}", None)),
+    ("GET", "/v1/invoices/{invoice_id}"): Row("billing:read", lambda v: (f"/v1/invoices/{v.invoice_id}", None)),
+    ("POST", "/v1/payments"): Row(
+        "billing:write",
+        lambda v: ("/v1/payments", {"account_id": v.parent["id"], "amount": "1.00"}),
+        owner=201,
+    ),
+    ("GET", "/v1/payments"): Row("billing:read", lambda v: (f"/v1/payments?account_id={v.parent['id']}", None)),
+    # --- Frontier ------------------------------------------------------------------------------------
+    ("POST", "/v1beta1/organizations/billing/usages"): Row(
+        "usage:write",
+        lambda v: (
+            "/v1beta1/organizations/billing/usages",
+            {"org_id": v.id, "billing_id": v.parent["id"], "usages": usages_body(v)},
+        ),
+    ),
+    ("POST", "/v1beta1/organizations/{org_id}/billing/{billing_id}/usages"): Row(
+        "usage:write",
+        lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/usages", {"usages": usages_body(v)}),
+    ),
+    ("GET", "/v1beta1/organizations/{org_id}/billing/{id}/balance"): Row(
+        "billing:read", lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/balance", None)
+    ),
+    ("GET", "/v1beta1/organizations/{org_id}/billing/{billing_id}/transactions"): Row(
+        "billing:read", lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/transactions", None)
+    ),
+    ("POST", "/v1beta1/billing/check"): Row(
+        "billing:read",
+        lambda v: ("/v1beta1/billing/check", {"org_id": v.id, "billing_id": v.parent["id"], "amount": 1}),
+    ),
+    ("POST", "/v1beta1/organizations/billing/usages/revert"): Row(
+        "usage:write",
+        lambda v: (
+            "/v1beta1/organizations/billing/usages/revert",
+            {"org_id": v.id, "billing_id": v.parent["id"], "usage_id": v.usage_id, "amount": 1},
+        ),
+    ),
+    # --- Talkdesk and Cloudflare -----------------------------------------------------------------------
+    ("GET", "/express/usage/month"): Row(
+        "express-accounts-usage:read",
+        lambda v: (f"/express/usage/month?filter=account_id eq '{v.parent['id']}'", None),
+        everyone(403),
+    ),
+    ("GET", "/client/v4/user/billing/history"): Row(
+        "billing:read", lambda v: ("/client/v4/user/billing/history", None), everyone(200)
+    ),
+    # --- the web console: a session cookie made by signing in with the caller's key -----------------------
+    # Only an organization key with the read scopes may sign in; every other caller has no session and is sent
+    # to the sign-in page (303), which is what a browser without a session gets.
+    ("GET", "/ui/sign-in"): Row(PUBLIC, lambda v: ("/ui/sign-in", None), console=True),
+    ("POST", "/ui/sign-in"): Row(
+        PUBLIC,
+        lambda v: ("/ui/sign-in", None),
+        {"no_key": 400, "revoked": 401, "expired": 401, "without_scope": 403, "sibling": 403, "child_on_parent": 403},
+        owner=303,
+        console=True,
+        sign_in_form=True,
+    ),
+    ("POST", "/ui/sign-out"): Row(PUBLIC, lambda v: ("/ui/sign-out", None), owner=303, console=True),
+    ("GET", "/ui"): Row(PUBLIC, lambda v: ("/ui", None), owner=303, console=True),
+    ("GET", "/ui/"): Row(PUBLIC, lambda v: ("/ui/", None), owner=303, console=True),
+    ("GET", "/ui/static"): Row(PUBLIC, lambda v: ("/ui/static/console.css", None), console=True),
+    ("GET", "/ui/accounts"): Row(
+        CONSOLE, lambda v: ("/ui/accounts", None), {"other_org": 200, **SIGNED_OUT}, console=True
+    ),
+    ("GET", "/ui/accounts/{account_id}"): Row(
+        CONSOLE, lambda v: (f"/ui/accounts/{v.parent['id']}", None), {"other_org": 404, **SIGNED_OUT}, console=True
+    ),
+    ("GET", "/ui/invoices"): Row(
+        CONSOLE, lambda v: ("/ui/invoices", None), {"other_org": 200, **SIGNED_OUT}, console=True
+    ),
+    ("GET", "/ui/invoices/{invoice_id}"): Row(
+        CONSOLE, lambda v: (f"/ui/invoices/{v.invoice_id}", None), {"other_org": 404, **SIGNED_OUT}, console=True
+    ),
+    ("GET", "/ui/billing-runs"): Row(
+        CONSOLE, lambda v: ("/ui/billing-runs", None), {"other_org": 200, **SIGNED_OUT}, console=True
+    ),
+    # --- last: the owner's call changes the target for good -------------------------------------------------
+    ("DELETE", "/v1/api_keys/{key_id}"): Row("keys:write", lambda v: (f"/v1/api_keys/{v.spare_key_id}", None)),
+    ("POST", "/v1/invoices/{invoice_id}/void"): Row(
+        "billing:write", lambda v: (f"/v1/invoices/{v.invoice_id}/void", None)
+    ),
+    ("DELETE", "/v1/accounts/{account_id}"): Row(
+        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}", None), owner=202
+    ),
+}
+
+
+def route_table() -> list[tuple[str, str]]:
+    """Every (method, path) the application answers, from its route table."""
+    app = create_app(Settings(database_url="sqlite:///unused-never-opened.db", migrate_on_start=False))
+    found: list[tuple[str, str]] = []
+    for route in flattened_routes(app.routes):
+        methods = getattr(route, "methods", None) or {"GET"}  # a mount serves files
+        found.extend((method, route.path) for method in sorted(methods))
+    return found
+
+
+@pytest.mark.parametrize(("method", "path"), route_table(), ids=lambda value: str(value))
+def test_every_route_has_a_row(method: str, path: str) -> None:
+    assert (method, path) in ROUTES, f"{method} {path} has no row in the access matrix: add one to ROUTES"
+
+
+def test_every_row_is_a_route() -> None:
+    assert set(ROUTES) <= set(route_table())
+
+
+# --- the dialects' error shapes -------------------------------------------------------------------------
+
+
+def faraday_code(who: str, status: int) -> set[str]:
+    return {
+        401: {"no_key": {"MISSING_API_KEY"}, "revoked": {"INVALID_AUTHORIZATION"}, "expired": {"EXPIRED_API_KEY"}}.get(
+            who, {"INVALID_AUTHORIZATION"}
+        ),
+        403: {"FORBIDDEN"},
+        404: {"NOT_FOUND"},
+        400: {"VALIDATION_FAILED", "BAD_REQUEST"},
+    }[status]
+
+
+def check_error_shape(path: str, who: str, status: int, body: Any) -> None:
+    if path.startswith("/v1beta1/"):
+        assert set(body) == {"code", "message", "details"}, body
+        assert body["code"] == {400: 3, 401: 16, 403: 7, 404: 5}[status], body
+        assert body["message"].strip()
+        assert body["details"] == []
+    elif path.startswith("/express/"):
+        assert set(body) == {"code", "message", "description", "fields"}, body
+        assert body["code"] == {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}[status], body
+    elif path.startswith("/client/v4/"):
+        assert (body["success"], body["result"], body["messages"]) == (False, None, []), body
+        assert [error["code"] for error in body["errors"]] == [10000], body
+    else:
+        assert set(body) - {"validationErrors"} == {"error", "id", "note"}, body
+        assert body["error"] in faraday_code(who, status), body
+        uuid.UUID(body["id"])
+
+
+# --- the matrix ---------------------------------------------------------------------------------------
+
+
+def snapshot(database: Database) -> str:
+    """A digest of every row of every table: equal digests, an unchanged database."""
+    digest = hashlib.sha256()
+    with database.read() as conn:
+        for table in metadata.sorted_tables:
+            rows = sorted(repr(tuple(row)) for row in conn.execute(select(table)))
+            digest.update(f"{table.name}:{len(rows)}:{''.join(rows)}".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Cell:
+    method: str
+    path: str
+    who: str
+    key: str | None
+    expected: int
+
+
+def cells(victim: Org, other: Org, keys: Keys, platform_key: str) -> tuple[list[Cell], list[Cell]]:
+    """The calls that must be refused (or sent to sign in), and those that must succeed (the owner's, and
+    intruders' listings of their own data)."""
+    refused: list[Cell] = []
+    allowed: list[Cell] = []
+    owners = {"org": victim.key, "parent": victim.parent_key, "platform": platform_key}
+    intruder_keys = {"other_org": other.key, "sibling": victim.sibling_key, "child_on_parent": victim.child_key}
+    for (method, path), row in ROUTES.items():
+        without = keys.without.get(row.scope, keys.without["accounts:read"])
+        callers = {"no_key": None, "revoked": keys.revoked, "expired": keys.expired, "without_scope": without}
+        for who, key in {**callers, **intruder_keys}.items():
+            status = row.expected(who)
+            (refused if status >= 300 else allowed).append(Cell(method, path, who, key, status))
+        allowed.append(Cell(method, path, "owner", owners[row.owner_key], row.owner))
+    return refused, allowed
+
+
+def sign_in(client: TestClient, key: str) -> str | None:
+    """The console's session cookie for ``key``, or None when the console refuses it."""
+    response = client.post("/ui/sign-in", data={"key": key, "next": "/ui/accounts"}, follow_redirects=False)
+    cookie = response.cookies.get(SESSION_COOKIE)
+    client.cookies.clear()  # the matrix sends each caller's cookie itself
+    return cookie
+
+
+def test_no_key_reaches_what_it_must_not(
+    client: TestClient, database: Database, make_tenant: Any, platform_key: str
+) -> None:
+    victim = build_org(client, make_tenant("Victim"))
+    other = build_org(client, make_tenant("Intruder"))
+    sessions: dict[str, str | None] = {}
+
+    def remember_session(key: str) -> None:
+        sessions[key] = sign_in(client, key)
+
+    keys = build_bad_keys(client, database, victim, while_valid=remember_session)
+    secrets = victim.parent_secrets() | {f"project {victim.marker}"}
+    refused, allowed = cells(victim, other, keys, platform_key)
+    failures: list[str] = []
+
+    def run(cell: Cell) -> None:
+        row = ROUTES[(cell.method, cell.path)]
+        url, body = row.call(victim)
+        headers: dict[str, str] = {}
+        if row.console and not row.sign_in_form and cell.key is not None:
+            if cell.key not in sessions:
+                sessions[cell.key] = sign_in(client, cell.key)
+            cookie = sessions[cell.key]
+            headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"} if cookie else {}
+        elif cell.key is not None:
+            headers = bearer(cell.key)
+        if row.sign_in_form:
+            response = client.post(url, data={"key": cell.key or ""}, follow_redirects=False)
+            client.cookies.clear()
+        else:
+            response = client.request(cell.method, url, json=body, headers=headers, follow_redirects=False)
+        name = f"{cell.method} {cell.path} as {cell.who}"
+        if response.status_code != cell.expected:
+            failures.append(f"{name}: expected {cell.expected}, got {response.status_code} {response.text[:300]}")
+            return
+        if cell.who == "owner":
+            return
+        sent = f"{url} {body}"
+        leaked = [secret for secret in secrets if secret in response.text and secret not in sent]
+        if leaked:
+            failures.append(f"{name}: the reply shows the victim's {leaked}")
+        if cell.expected >= 400 and not row.console:
+            try:
+                check_error_shape(cell.path, cell.who, cell.expected, response.json())
+            except AssertionError as error:
+                failures.append(f"{name}: not the dialect's error: {error}")
+
+    before = snapshot(database)
+    for cell in refused:
+        run(cell)
+    assert not failures, "\n".join(failures)
+    assert snapshot(database) == before, "a refused call changed the database"
+    for cell in allowed:
+        run(cell)
+    assert not failures, "\n".join(failures)
+    print(f"\naccess matrix: {len(ROUTES)} routes, {len(refused) + len(allowed)} cells ({len(refused)} refused)")
