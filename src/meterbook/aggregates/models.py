@@ -5,21 +5,17 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import cached_property
 
 from meterbook.kit.money import from_scaled, to_scaled
+from meterbook.kit.time import month_of
 
 __all__ = ["Aggregate", "AggregateKey", "month_of", "split_units"]
 
 _NANOS = 10**9
 #: Enough significant digits for any product of stored units and a stored price.
 _EXACT_DIGITS = 60
-
-
-def month_of(moment: datetime) -> str:
-    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 @dataclass(frozen=True)

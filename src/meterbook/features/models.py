@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from meterbook.kit.time import month_of
+
 __all__ = ["Feature", "FeatureUsage", "UsageDelta", "period_of"]
 
 
@@ -41,4 +43,4 @@ class UsageDelta:
 
 def period_of(reset: str, moment: datetime) -> str:
     """The counter a use at ``moment`` goes to: one for ever, or one per UTC month."""
-    return moment.strftime("%Y-%m") if reset == "monthly" else ""
+    return month_of(moment) if reset == "monthly" else ""

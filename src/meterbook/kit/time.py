@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-__all__ = ["as_utc", "format_rfc3339", "month_start", "next_month", "utcnow"]
+__all__ = ["as_utc", "format_rfc3339", "month_of", "month_start", "next_month", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -26,6 +26,11 @@ def format_rfc3339(moment: datetime) -> str:
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
     return text + "Z"
+
+
+def month_of(moment: date) -> str:
+    """``YYYY-MM`` of a moment, with four digits of year (strftime writes the year 584 as "584")."""
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 def month_start(month: str) -> datetime:

@@ -21,7 +21,7 @@ from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.db import Database
 from meterbook.invoicing import service as invoicing
-from meterbook.kit.time import format_rfc3339
+from meterbook.kit.time import format_rfc3339, month_of
 from meterbook.payments import service as payments
 
 __all__ = ["EXPORTS", "ExportKind", "export_csv"]
@@ -84,7 +84,7 @@ def _invoices(conn: Connection, principal: Principal, months: Months) -> Iterato
 
 def _payments(conn: Connection, principal: Principal, months: Months) -> Iterator[tuple[Any, ...]]:
     for payment in payments.list_payments(conn, principal):
-        month = payment.date.strftime("%Y-%m")
+        month = month_of(payment.date)
         if (months.first and month < months.first) or (months.last and month > months.last):
             continue
         yield (
@@ -127,7 +127,7 @@ def _history(conn: Connection, principal: Principal, months: Months) -> Iterator
     while True:
         found = invoicing.history(conn, principal, page=page, per_page=_HISTORY_PAGE, order="occurred_at")
         for item in found.items:
-            month = item.occurred_at.strftime("%Y-%m")
+            month = month_of(item.occurred_at)
             if (months.first and month < months.first) or (months.last and month > months.last):
                 continue
             yield (
