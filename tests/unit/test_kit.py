@@ -16,9 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meterbook.accounts import keys
+from meterbook.features.models import period_of
 from meterbook.kit import jsontext
 from meterbook.kit.merge_patch import merge_patch
 from meterbook.kit.money import from_scaled, round_to_minor_unit, to_scaled
+from meterbook.kit.time import month_of, month_start
 
 INT64_MAX = 2**63 - 1
 
@@ -378,3 +380,13 @@ class TestSecretHash:
         assert not keys.secret_matches(secret[:-1] + ("0" if secret[-1] != "0" else "1"), keys.hash_secret(secret))
         assert not keys.secret_matches(secret, "0" * 64)
         assert not keys.secret_matches(secret, keys.hash_secret(secret).upper())
+
+
+class TestMonthOf:
+    @given(st.datetimes(timezones=st.just(UTC)))
+    def test_a_month_is_four_digits_of_year_and_two_of_month_and_sorts_like_time(self, moment: datetime) -> None:
+        month = month_of(moment)
+        assert len(month) == 7
+        assert month_start(month) <= moment
+        assert period_of("monthly", moment) == month
+        assert month_of(datetime(584, 11, 12, tzinfo=UTC)) == "0584-11" < month_of(datetime(1999, 1, 1, tzinfo=UTC))
