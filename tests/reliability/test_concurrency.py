@@ -8,18 +8,13 @@ but the database, so only row-level locking can keep the balance right.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -29,36 +24,16 @@ from sqlalchemy import func, select
 
 from meterbook.app import create_app
 from meterbook.db.tables import credit_transactions, usage_events
+from tests.reliability.servers import MEMBER_BIN, free_port, group_members, stop_group, wait_until_healthy
 
 PARALLEL = 40
 GRANT = 100
 DEBIT = 7
 STORM_COPIES = 20
 STORM_EVENTS = 200
-MEMBER_BIN = Path(sys.executable).parent / "meterbook"
 
 
 # --- servers ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(base_url: str, alive: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert alive(), "the server stopped before it answered /healthz"
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"{base_url} did not answer /healthz within {timeout} s")
 
 
 @contextmanager
@@ -113,37 +88,8 @@ def two_process_server(database_url, tmp_path):
             raise
         yield base_url, process.pid
     finally:
-        _stop_group(process)
+        stop_group(process)
         log.close()
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """End the server process and its workers: they share the session (and group) we started it in."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-    # Workers may outlive a supervisor that was killed; the group id is the supervisor's pid.
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def group_members(group_id: int) -> list[int]:
-    """The live processes of a process group (Linux: read from /proc)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError):
-                if os.getpgid(int(entry.name)) == group_id and "Z" not in _state(entry):
-                    members.append(int(entry.name))
-    return members
-
-
-def _state(entry: Path) -> str:
-    return entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
