@@ -104,7 +104,14 @@ def _verify(conn: Connection, key_id: uuid.UUID, secret: str) -> Principal:
         keys.secret_matches(secret, "0" * 64)
         raise InvalidAuthorization(_UNKNOWN_KEY)
     key, secret_hash, account_path = found
-    if not keys.secret_matches(secret, secret_hash) or key.revoked_at is not None:
+    if not keys.secret_matches(secret, secret_hash):
+        raise InvalidAuthorization(_UNKNOWN_KEY)
+    return _principal_of_live_key(key, account_path)
+
+
+def _principal_of_live_key(key: ApiKey, account_path: str | None) -> Principal:
+    """The principal of a key whose secret is proven, refused if it has been revoked or has expired."""
+    if key.revoked_at is not None:
         raise InvalidAuthorization(_UNKNOWN_KEY)
     if key.expires_at is not None and key.expires_at <= utcnow():
         raise ExpiredApiKey()
@@ -517,18 +524,10 @@ def principal_for_session(conn: Connection, key_id: uuid.UUID) -> Principal:
     is, except for its secret, so a key revoked or expired since then ends the session at once.
     """
     found = repository.find_key(conn, key_id)
-    if found is None or found[0].revoked_at is not None:
+    if found is None:
         raise InvalidAuthorization(_UNKNOWN_KEY)
     key, _secret_hash, account_path = found
-    if key.expires_at is not None and key.expires_at <= utcnow():
-        raise ExpiredApiKey()
-    return Principal(
-        key_id=key.id,
-        organization_id=key.organization_id,
-        account_id=key.account_id,
-        account_path=account_path,
-        scopes=key.scopes,
-    )
+    return _principal_of_live_key(key, account_path)
 
 
 def get_organization(conn: Connection, principal: Principal) -> Organization:
