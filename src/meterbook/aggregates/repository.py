@@ -94,17 +94,19 @@ def stored_units(conn: Connection, aggregate_ids: Sequence[str]) -> dict[str, tu
     return found
 
 
+#: Each aggregate beside its product (for the product's current description and aggregated product id).
+_WITH_PRODUCT = monthly_aggregates.join(
+    products,
+    (products.c.organization_id == monthly_aggregates.c.organization_id)
+    & (products.c.product_id == monthly_aggregates.c.product_id),
+)
+
+
 def aggregates_query(organization_id: uuid.UUID) -> Select[Any]:
     """Aggregates of the organization with the product's current description and aggregated product id."""
     return (
         select(monthly_aggregates, products.c.aggr_product_id, products.c.description)
-        .select_from(
-            monthly_aggregates.join(
-                products,
-                (products.c.organization_id == monthly_aggregates.c.organization_id)
-                & (products.c.product_id == monthly_aggregates.c.product_id),
-            )
-        )
+        .select_from(_WITH_PRODUCT)
         .where(monthly_aggregates.c.organization_id == organization_id)
     )
 
@@ -241,13 +243,7 @@ def page_of(statement: Select[Any], order_by: SortField, descending: bool, offse
     page = statement.order_by(*ordering).offset(offset).limit(limit)
     return (
         select(monthly_aggregates, products.c.aggr_product_id, products.c.description)
-        .select_from(
-            monthly_aggregates.join(
-                products,
-                (products.c.organization_id == monthly_aggregates.c.organization_id)
-                & (products.c.product_id == monthly_aggregates.c.product_id),
-            )
-        )
+        .select_from(_WITH_PRODUCT)
         .where(monthly_aggregates.c.id.in_(page))
         .order_by(*ordering)
     )

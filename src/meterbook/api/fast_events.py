@@ -20,9 +20,10 @@ from typing import Annotated, Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import Field, TypeAdapter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterbook.api import metering
+from meterbook.api.limits import replaying
 from meterbook.api.metering import events_committer, ingested
 from meterbook.db import Database
 from meterbook.kit import jsontext
@@ -55,7 +56,7 @@ class FastEvents:
             events = _EVENTS.validate_python(jsontext.loads(body))
             result = await asyncio.wrap_future(events_committer(self.database).submit((token, events)))
         except Exception:  # whatever it was, the route finds it again and answers it in its documented way
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         # What the router would have put there: the access log and the metrics name the route by them.
         scope["route"] = self.route
@@ -89,20 +90,6 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks), False
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that gives the body read already, then whatever the client sends next (a disconnect)."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def install(app: FastAPI, database: Database) -> None:

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterbook.errors import BadRequest, MeterbookError, PayloadTooLarge
 
-__all__ = ["BodySizeLimit"]
+__all__ = ["BodySizeLimit", "replaying"]
 
 
 class BodySizeLimit:
@@ -63,17 +63,7 @@ class BodySizeLimit:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the limit of {self.max_bytes} bytes.")
@@ -81,3 +71,17 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, error: MeterbookError) -> None:
         response = self.render(scope["path"], error, error.status, uuid.uuid4())
         await response(scope, receive, send)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives a body read already, whole, then whatever the client sends next (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
