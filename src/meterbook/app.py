@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -51,6 +52,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             migrate(database)
+        # Every worker thread of a request holds at most one pooled connection, so no more threads than the
+        # pool keeps: with anyio's default of 40, requests beyond the pool opened and closed a connection each
+        # time (a new PostgreSQL backend, cold catalog caches), which cost a loaded server more than queueing.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = database.pool_size
         yield
         database.dispose()
 

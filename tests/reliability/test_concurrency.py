@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from meterbook.app import create_app
 from meterbook.db.tables import credit_transactions, usage_events
@@ -235,3 +236,41 @@ class TestAcrossProcesses:
         # The supervisor and its two workers (and possibly a resource tracker) are all alive.
         assert len(group_members(group)) >= 3, group_members(group)
         run_the_race(Api(base_url, platform_key), database)
+
+
+class TestConnectionPool:
+    def test_a_crowd_of_requests_opens_no_connection_beyond_the_pool(self, server, platform_key, database):
+        """40 slow reads at once on a pool of 5: they queue for the pool's connections instead of opening more.
+
+        Each connection opened beyond the pool would be closed again when returned: on PostgreSQL a new backend
+        with cold caches for every such request, which is what made a loaded server fall behind.
+        """
+        api = Api(server, platform_key)
+        opened: list[object] = []
+
+        def count_connect(dbapi_connection: object, _record: object) -> None:
+            opened.append(dbapi_connection)
+
+        def slow_statement(*_args: object) -> None:
+            time.sleep(0.02)  # long enough that 40 requests overlap whatever the machine's speed
+
+        pooled_before = database.engine.pool.checkedin()
+        event.listen(database.engine, "connect", count_connect)
+        event.listen(database.engine, "before_cursor_execute", slow_statement)
+        try:
+            barrier = threading.Barrier(PARALLEL)
+
+            def read(_: int) -> int:
+                with httpx.Client(base_url=server, timeout=120, headers=api.headers) as http:
+                    barrier.wait(timeout=30)
+                    return http.get("/v1/accounts").status_code
+
+            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+                statuses = list(pool.map(read, range(PARALLEL)))
+        finally:
+            event.remove(database.engine, "before_cursor_execute", slow_statement)
+            event.remove(database.engine, "connect", count_connect)
+        assert statuses == [200] * PARALLEL
+        assert database.pool_size == 5
+        # The pool already held the connections that set the tenant up; the crowd may fill it, no more.
+        assert pooled_before + len(opened) <= database.pool_size, (pooled_before, len(opened))

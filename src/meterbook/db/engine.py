@@ -29,6 +29,8 @@ _SQLITE_BEGIN = "meterbook_sqlite_begin"
 class Database:
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
         self.url = url
+        #: Connections the pool keeps open; as many again may be opened for a moment and then closed.
+        self.pool_size = pool_size
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         if self.is_sqlite:
             self.engine = create_engine(
