@@ -257,17 +257,16 @@ class Soak:
                     done += 1
 
             async def report() -> None:
-                counted, moment = 0, started
-                while (now := time.monotonic()) + PROBE_REPORT <= deadline:
-                    await asyncio.sleep(moment + PROBE_REPORT - now)
-                    now = time.monotonic()
-                    print(f"probe     {now - started:4.0f} s: {(done - counted) / (now - moment):,.1f}/s", flush=True)
-                    counted, moment = done, now
+                # Every 30 s but the last: the total that the probe returns covers that one.
+                counted = 0
+                for mark in range(1, math.ceil(seconds / PROBE_REPORT)):
+                    await asyncio.sleep(started + mark * PROBE_REPORT - time.monotonic())
+                    rate, counted = (done - counted) / PROBE_REPORT, done
+                    print(f"probe     {mark * PROBE_REPORT:4.0f} s: {rate:,.1f}/s", flush=True)
 
-            reporter = asyncio.create_task(report()) if seconds >= 2 * PROBE_REPORT else None
+            reporter = asyncio.create_task(report())
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-            if reporter is not None:
-                reporter.cancel()
+            reporter.cancel()
             return done / (time.monotonic() - started)
 
     async def soak(self, rate: float, minutes: int, connections: int) -> list[Minute]:

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -139,15 +139,19 @@ class Api:
 
     def all_at_once(self, bodies: list[Any]) -> list[httpx.Response]:
         """POST every body to /v1/events at the same instant, each on its own connection."""
-        barrier = threading.Barrier(len(bodies))
+        return self.at_once([lambda http, body=body: http.post("/v1/events", json=body) for body in bodies])
 
-        def send(body: Any) -> httpx.Response:
+    def at_once(self, requests: list[Callable[[httpx.Client], httpx.Response]]) -> list[httpx.Response]:
+        """Send every request at the same instant, each on its own connection, with this tenant's key."""
+        barrier = threading.Barrier(len(requests))
+
+        def send(request: Callable[[httpx.Client], httpx.Response]) -> httpx.Response:
             with httpx.Client(base_url=self.base_url, timeout=120, headers=self.headers) as http:
                 barrier.wait(timeout=30)
-                return http.post("/v1/events", json=body)
+                return request(http)
 
-        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-            return list(pool.map(send, bodies))
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            return list(pool.map(send, requests))
 
 
 def credit_event(account_id: str, amount: int) -> dict[str, Any]:
@@ -258,19 +262,11 @@ class TestConnectionPool:
         event.listen(database.engine, "connect", count_connect)
         event.listen(database.engine, "before_cursor_execute", slow_statement)
         try:
-            barrier = threading.Barrier(PARALLEL)
-
-            def read(_: int) -> int:
-                with httpx.Client(base_url=server, timeout=120, headers=api.headers) as http:
-                    barrier.wait(timeout=30)
-                    return http.get("/v1/accounts").status_code
-
-            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-                statuses = list(pool.map(read, range(PARALLEL)))
+            replies = api.at_once([lambda http: http.get("/v1/accounts")] * PARALLEL)
         finally:
             event.remove(database.engine, "before_cursor_execute", slow_statement)
             event.remove(database.engine, "connect", count_connect)
-        assert statuses == [200] * PARALLEL
+        assert [reply.status_code for reply in replies] == [200] * PARALLEL
         assert database.pool_size == 5
         # The pool already held the connections that set the tenant up; the crowd may fill it, no more.
         assert pooled_before + len(opened) <= database.pool_size, (pooled_before, len(opened))
