@@ -30,6 +30,7 @@ __all__ = [
     "billing_history_days",
     "billing_history_slices",
     "billing_runs",
+    "console_sessions",
     "credit_balances",
     "credit_transactions",
     "feature_limits",
@@ -126,8 +127,25 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # The key that made this one (null: made by the CLI, or an organization's first key). Revoking a key
+    # revokes every key below it (contract §4, "Who may do what").
+    Column("created_by_key_id", Uuid, ForeignKey("api_keys.id"), nullable=True),
     Index(None, "organization_id", "created_at"),
     Index(None, "account_id"),
+    Index(None, "created_by_key_id"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # The id the console's signed cookie carries: a session exists only while its row says so, so that
+    # signing out ends it on the server and not only in the browser.
+    Column("id", Uuid, primary_key=True),
+    Column("key_id", Uuid, ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Index(None, "key_id"),
 )
 
 # --- catalog ---------------------------------------------------------------------------------------
