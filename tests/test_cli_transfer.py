@@ -317,3 +317,73 @@ def test_verify_shows_its_progress(org: Org, runner: CliRunner, tmp_path: Path) 
     assert "verifying aggregates" in result.stderr
     assert "6/6" in result.stderr  # the six metered events read back
     assert "No differences" in result.stdout
+
+
+class TestFormulaCells:
+    """Text a customer chose reaches the operator's spreadsheet as text, never as a formula (OWASP)."""
+
+    HYPERLINK = '=HYPERLINK("http://x","y")'
+    DDE = "=cmd|' /C calc'!A0"
+
+    @pytest.fixture
+    def hostile(self, org: Org) -> dict[str, Any]:
+        billing = org.billing
+        account = org.tenant.create_account(name=self.HYPERLINK)
+        billing.product("AT-1", "12.5", description="@SUM(1)")
+        billing.product("PLUS-1", "1", description="+1+1")
+        billing.product("MINUS-1", "1", description="-2+3")
+        billing.use(account, "AT-1", "1", at(MONTH))
+        billing.use(org.account, "PLUS-1", "2", at(MONTH))
+        billing.use(org.account, "MINUS-1", "3", at(MONTH))
+        billing.billed(MONTH)
+        (invoice,) = billing.invoices(account_id=account["id"])
+        assert invoice["amount"] == Decimal("12.5")
+        assert billing.void(invoice["id"]).status_code == 200
+        billing.paid(org.account, "1", id="dde", reference=self.DDE)
+        billing.paid(org.account, "1", id="tab", reference="\t=1")
+        billing.paid(org.account, "1", id="cr", reference="\r=1")
+        billing.paid(org.account, "1", id="mid", reference="paid\r=1+1")
+        return account
+
+    @staticmethod
+    def export(runner: CliRunner, kind: str) -> tuple[str, list[dict[str, str]]]:
+        text = run(runner, "export", kind).stdout
+        return text, list(csv.DictReader(io.StringIO(text)))
+
+    def test_formula_cells_are_quoted_and_numbers_stay_numbers(
+        self, hostile: dict[str, Any], runner: CliRunner
+    ) -> None:
+        text, history = self.export(runner, "history")
+        # The csv module quotes the cell and doubles its quotes; the spreadsheet sees text.
+        assert '"\'=HYPERLINK(""http://x"",""y"")"' in text
+        named = [row for row in history if row["account_id"] == hostile["id"]]
+        assert {row["account_name"] for row in named} == {"'" + self.HYPERLINK}
+        (refund,) = [row for row in named if row["type"] == "refund"]
+        assert refund["amount"] == "-12.5"  # a number, not "'-12.5": it cannot be a formula
+        charges = {row["description"] for row in history if row["type"] == "charge"}
+        assert {"'@SUM(1)", "'+1+1", "'-2+3"} <= charges
+
+        text, payments = self.export(runner, "payments")
+        references = {row["id"]: row["reference"] for row in payments}
+        assert references == {"dde": "'" + self.DDE, "tab": "'\t=1", "cr": "'\r=1", "mid": "paid\r=1+1"}
+        # Quoted, or a spreadsheet would start a new row at the CR with "=1+1" as its first cell.
+        assert '"paid\r=1+1"' in text
+
+        _, usage = self.export(runner, "usage")
+        assert {row["description"] for row in usage} == {"'@SUM(1)", "'+1+1", "'-2+3"}
+        assert {row["total_amount"] for row in usage} == {"12.5", "2", "3"}
+
+    def test_cells_that_only_look_like_numbers_are_escaped(self, org: Org, runner: CliRunner) -> None:
+        for index, reference in enumerate(["-1e5", "-1.", "-.5", "- 1", "-١", "+1", "-"]):
+            org.billing.paid(org.account, "1", id=f"p-{index}", reference=reference)
+        _, payments = self.export(runner, "payments")
+        assert {row["reference"] for row in payments} == {
+            "'-1e5",
+            "'-1.",
+            "'-.5",
+            "'- 1",
+            "'-١",
+            "'+1",
+            "'-",
+        }
+        assert {row["amount"] for row in payments} == {"1"}

@@ -2,12 +2,14 @@
 
 Money and quantities are written as their exact decimal text (never through a float), times as RFC
 3339 in UTC, absent values as empty cells. Everything is read in one transaction, so an export is one
-consistent picture even while the server keeps writing.
+consistent picture even while the server keeps writing. Text that a spreadsheet would run as a formula
+is escaped (OWASP's "CSV Injection"): operators open these files, customers chose the names in them.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +18,9 @@ from typing import Any, Literal, TextIO
 
 from sqlalchemy import Connection
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
+from meterbook.accounts.access import Action
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.db import Database
@@ -32,7 +36,14 @@ ExportKind = Literal["invoices", "payments", "usage", "history"]
 _HISTORY_PAGE = 1000
 
 
-def _cell(value: Any) -> str:
+#: First characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: A number as ``format(Decimal, "f")`` writes it. It starts with ``-`` when negative, yet cannot be a
+#: formula, and the exports promise exact decimals, so it is left as it is.
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
@@ -42,6 +53,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _cell(value: Any) -> str:
+    """The cell's text, with a ``'`` before text a spreadsheet would run as a formula."""
+    text = _text(value)
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,7 @@ Rows = Callable[[Connection, Principal, Months], Iterable[Iterable[Any]]]
 
 @dataclass(frozen=True)
 class Export:
-    scope: str
+    action: Action
     columns: tuple[str, ...]
     rows: Rows
 
@@ -148,7 +167,7 @@ def _history(conn: Connection, principal: Principal, months: Months) -> Iterator
 
 EXPORTS: dict[ExportKind, Export] = {
     "invoices": Export(
-        "billing:read",
+        access.READ_BILLING,
         (
             "id",
             "number",
@@ -168,12 +187,12 @@ EXPORTS: dict[ExportKind, Export] = {
         _invoices,
     ),
     "payments": Export(
-        "billing:read",
+        access.READ_BILLING,
         ("id", "account_id", "date", "currency", "amount", "unapplied", "invoice_id", "reference", "created_at"),
         _payments,
     ),
     "usage": Export(
-        "usage:read",
+        access.READ_USAGE,
         (
             "id",
             "account_id",
@@ -194,7 +213,7 @@ EXPORTS: dict[ExportKind, Export] = {
         _usage,
     ),
     "history": Export(
-        "billing:read",
+        access.READ_BILLING,
         ("id", "occurred_at", "account_id", "account_name", "type", "action", "description", "amount", "currency"),
         _history,
     ),
@@ -213,10 +232,14 @@ def export_csv(
     """Write the export with a header row to ``out``; how many rows (without the header) it wrote."""
     export = EXPORTS[kind]
     writer = csv.writer(out, lineterminator="\n")
+    # The csv module quotes only the line terminator's characters, so a lone CR inside a cell would go
+    # out bare, and a spreadsheet would start a new row there, whose first cell escapes no check.
+    with_cr = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(export.columns)
     written = 0
     with database.read() as conn:
         for row in export.rows(conn, principal, Months(first_month, last_month)):
-            writer.writerow([_cell(value) for value in row])
+            cells = [_cell(value) for value in row]
+            (with_cr if any("\r" in cell for cell in cells) else writer).writerow(cells)
             written += 1
     return written
