@@ -18,9 +18,7 @@ from typing import Any, Literal, TextIO
 
 from sqlalchemy import Connection
 
-from meterbook.accounts import access
 from meterbook.accounts import service as accounts
-from meterbook.accounts.access import Action
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.db import Database
@@ -74,7 +72,7 @@ Rows = Callable[[Connection, Principal, Months], Iterable[Iterable[Any]]]
 
 @dataclass(frozen=True)
 class Export:
-    action: Action
+    scope: str
     columns: tuple[str, ...]
     rows: Rows
 
@@ -167,7 +165,7 @@ def _history(conn: Connection, principal: Principal, months: Months) -> Iterator
 
 EXPORTS: dict[ExportKind, Export] = {
     "invoices": Export(
-        access.READ_BILLING,
+        "billing:read",
         (
             "id",
             "number",
@@ -187,12 +185,12 @@ EXPORTS: dict[ExportKind, Export] = {
         _invoices,
     ),
     "payments": Export(
-        access.READ_BILLING,
+        "billing:read",
         ("id", "account_id", "date", "currency", "amount", "unapplied", "invoice_id", "reference", "created_at"),
         _payments,
     ),
     "usage": Export(
-        access.READ_USAGE,
+        "usage:read",
         (
             "id",
             "account_id",
@@ -213,7 +211,7 @@ EXPORTS: dict[ExportKind, Export] = {
         _usage,
     ),
     "history": Export(
-        access.READ_BILLING,
+        "billing:read",
         ("id", "occurred_at", "account_id", "account_name", "type", "action", "description", "amount", "currency"),
         _history,
     ),
