@@ -1,34 +1,44 @@
-"""``POST /v1/events`` answers the same whether the fast path (``api/fast_events.py``, SQLite) takes it or not.
+"""``POST /v1/events`` answers the same whether the fast path (``api/fast_events.py``, SQLite) takes it or not,
+and a request without a usable key is refused before its body is read, on either database.
 
 Every request here looks plain to the fast path (a bearer key and a JSON body), so on SQLite it is
 taken there first, and whatever it refuses is answered by the route. Each refusal is sent to the
-application as built and to the same application without the fast path, over the same database:
+application as built and to the same application without ``FastEvents``, over the same database:
 status and body must be the same (but for each error's own random id), and nothing may be stored.
-On PostgreSQL the fast path is not installed and both applications are the route alone.
+On PostgreSQL ``FastEvents`` only checks the key first; the route does the rest.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from starlette.types import Message, Receive, Scope, Send
 
 from meterbook.api.fast_events import FastEvents
 from meterbook.app import create_app
-from meterbook.db.tables import credit_transactions, usage_events
+from meterbook.config import Settings
+from meterbook.db.tables import api_keys, credit_transactions, usage_events
 from meterbook.kit import jsontext
 from tests.conftest import Tenant, bearer
+from tests.test_metrics import Scrape
+
+
+def without_fast_events(app: FastAPI) -> FastAPI:
+    app.user_middleware = [middleware for middleware in app.user_middleware if middleware.cls is not FastEvents]
+    return app
 
 
 @pytest.fixture
 def route_only(settings, database) -> Iterator[TestClient]:
-    app = create_app(settings, database)
-    app.user_middleware = [middleware for middleware in app.user_middleware if middleware.cls is not FastEvents]
-    with TestClient(app) as test_client:
+    with TestClient(without_fast_events(create_app(settings, database))) as test_client:
         yield test_client
 
 
@@ -140,3 +150,176 @@ def test_an_account_key_writes_its_own_account(client, database, tenant, account
     answer = client.post("/v1/events", json=[metered(account["id"], "own")], headers=bearer(account["api_key"]))
     assert answer.json() == {"accepted": 1, "duplicates": 0}
     assert stored(database)[0] == 1
+
+
+# --- the key before the body -------------------------------------------------------------------------
+
+
+class BodyReads:
+    """The application as the server runs it, counting the messages it asks the server for (its body)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.asked = 0
+        self.bytes = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counted() -> Message:
+            message = await receive()
+            self.asked += 1
+            self.bytes += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+@pytest.fixture
+def large_settings(database_url: str) -> Settings:
+    """The default body limit (10 MiB), so that a 10,000-event body is not refused for its size."""
+    return Settings(database_url=database_url, migrate_on_start=False)
+
+
+@pytest.fixture
+def watched(large_settings, database) -> Iterator[tuple[TestClient, BodyReads]]:
+    reads = BodyReads(create_app(large_settings, database))
+    with TestClient(reads) as test_client:
+        yield test_client, reads
+
+
+@pytest.fixture
+def large_route_only(large_settings, database) -> Iterator[TestClient]:
+    """The route alone: what every refusal was before the key came first."""
+    with TestClient(without_fast_events(create_app(large_settings, database))) as test_client:
+        yield test_client
+
+
+def large_body(account_id: str) -> bytes:
+    return jsontext.dumps([metered(account_id, f"big-{index}") for index in range(10_000)])
+
+
+def expired_key(client: TestClient, tenant: Tenant, database) -> str:
+    created = tenant.create_key(expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    with database.write() as conn:
+        conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == uuid.UUID(created["id"]))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    return str(created["key"])
+
+
+def revoked_key(client: TestClient, tenant: Tenant, database) -> str:
+    created = tenant.create_key()
+    assert client.delete(f"/v1/api_keys/{created['id']}", headers=tenant.headers).status_code == 200
+    return str(created["key"])
+
+
+#: name -> (the Authorization header, made from the tenant; the status and Faraday code the route gives it).
+BAD_CREDENTIALS: dict[str, tuple[Callable[..., str | None], int, str]] = {
+    "missing": (lambda client, tenant, database, platform: None, 401, "MISSING_API_KEY"),
+    "blank": (lambda client, tenant, database, platform: "  ", 401, "MISSING_API_KEY"),
+    "not Bearer": (
+        lambda client, tenant, database, platform: "Basic " + base64.b64encode(b"id:secret").decode(),
+        401,
+        "INVALID_AUTHORIZATION",
+    ),
+    "malformed": (lambda client, tenant, database, platform: "Bearer not-a-key", 401, "MALFORMED_API_KEY"),
+    "unknown": (
+        lambda client, tenant, database, platform: f"Bearer mbk_{uuid.uuid4().hex}_{'5' * 48}",
+        401,
+        "INVALID_AUTHORIZATION",
+    ),
+    "wrong secret": (
+        lambda client, tenant, database, platform: f"Bearer {tenant.key.rsplit('_', 1)[0]}_{'5' * 48}",
+        401,
+        "INVALID_AUTHORIZATION",
+    ),
+    "revoked": (
+        lambda client, tenant, database, platform: f"Bearer {revoked_key(client, tenant, database)}",
+        401,
+        "INVALID_AUTHORIZATION",
+    ),
+    "expired": (
+        lambda client, tenant, database, platform: f"Bearer {expired_key(client, tenant, database)}",
+        401,
+        "EXPIRED_API_KEY",
+    ),
+    "without usage:write": (
+        lambda client, tenant, database, platform: f"Bearer {tenant.create_key(scopes=['usage:read'])['key']}",
+        403,
+        "FORBIDDEN",
+    ),
+    "a platform key": (lambda client, tenant, database, platform: f"Bearer {platform}", 403, "FORBIDDEN"),
+}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("credential", list(BAD_CREDENTIALS))
+def test_a_refused_key_is_answered_before_the_body_is_read(
+    client, watched, large_route_only, database, tenant, account, platform_key, credential, chunked
+):
+    make, status, code = BAD_CREDENTIALS[credential]
+    authorization = make(client, tenant, database, platform_key)
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    body = large_body(account["id"])
+    assert len(body) > 1_000_000
+    before = stored(database)
+    test_client, reads = watched
+
+    def content() -> Any:
+        return iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+
+    answer = test_client.post("/v1/events", content=content(), headers=headers)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"] == code
+    assert reads.asked == 0, "the body was read"
+    # Word for word what the route answered before the key came first (it read the whole body then).
+    assert without_error_id(answer) == without_error_id(
+        large_route_only.post("/v1/events", content=content(), headers=headers)
+    )
+    assert stored(database) == before
+
+
+def test_a_good_key_still_has_its_large_body_taken(watched, database, tenant, account):
+    test_client, reads = watched
+    body = large_body(account["id"])
+    answer = test_client.post(
+        "/v1/events", content=body, headers={**tenant.headers, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"accepted": 10_000, "duplicates": 0}
+    assert reads.bytes == len(body)
+    assert stored(database)[0] == 10_000
+
+
+def test_a_key_revoked_after_use_has_its_body_read_at_most_once_more(client, watched, database, tenant, account):
+    test_client, reads = watched
+    created = tenant.create_key()
+    headers = {**bearer(created["key"]), "Content-Type": "application/json"}
+    first = test_client.post("/v1/events", content=jsontext.dumps([metered(account["id"], "before")]), headers=headers)
+    assert first.json() == {"accepted": 1, "duplicates": 0}
+    assert client.delete(f"/v1/api_keys/{created['id']}", headers=tenant.headers).status_code == 200
+    body = large_body(account["id"])
+    for _ in range(2):  # the first may read the body (the key passed lately), and then the key is forgotten
+        refused = test_client.post("/v1/events", content=body, headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"] == "INVALID_AUTHORIZATION"
+    reads.asked = 0
+    again = test_client.post("/v1/events", content=body, headers=headers)
+    assert again.status_code == 401
+    assert reads.asked == 0, "the body of a key known to be revoked was read"
+    assert stored(database)[0] == 1
+
+
+def test_a_refusal_is_counted_under_the_route(watched):
+    test_client, _ = watched
+    counted = Scrape(test_client)
+    answer = test_client.post("/v1/events", content=b"[]", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 401
+    assert counted.again().moved("meterbook_http_requests_total", method="POST", route="/v1/events", status="401") == 1
