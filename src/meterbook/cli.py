@@ -22,7 +22,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
+from meterbook.accounts.access import Action
 from meterbook.accounts.models import Principal
 from meterbook.config import Settings
 from meterbook.db import Database
@@ -271,12 +273,12 @@ KeyOption = Annotated[
 ]
 
 
-def _authorized(database: Database, key: str, scope: str) -> Principal:
+def _authorized(database: Database, key: str, action: Action) -> Principal:
     from meterbook.errors import MeterbookError
     from meterbook.transfer import principal_for
 
     try:
-        return principal_for(database, key, scope)
+        return principal_for(database, key, action)
     except MeterbookError as error:
         database.dispose()
         raise typer.BadParameter(error.message, param_hint="--key / METERBOOK_KEY") from None
@@ -302,7 +304,7 @@ def import_command(
     settings = Settings()
     database = _database(settings)
     migrate(database)
-    principal = _authorized(database, key, "usage:write")
+    principal = _authorized(database, key, access.REPORT_USAGE)
     total = count_records(file, file_format)
     try:
         with _progress("events") as progress:
@@ -355,7 +357,7 @@ def export_command(
     settings = Settings()
     database = _database(settings)
     migrate(database)
-    principal = _authorized(database, key, EXPORTS[kind].scope)
+    principal = _authorized(database, key, EXPORTS[kind].action)
     try:
         if output is None:
             rows = export_csv(database, principal, kind, sys.stdout, first_month=from_month, last_month=to_month)

@@ -10,6 +10,13 @@ The owner's call closes each row, as a control that the target exists and the ca
 is checked for the dialect's error shape and code, and for the victim's data: none of it may appear in
 a reply to anyone outside the victim's reach. Every call that must be refused runs first, and then the
 whole database must be exactly as it was.
+
+The customer's view (contract §4, "Who may do what"): each row also says whether the route reads, is a
+customer's write, or is the operator's. The victim account's own key (``customer``, with ``*``) may read and
+do a customer's writes on its own account and gets 403 for an operator's action; the subaccount's key on its
+parent and a sibling's key get 403 for an operator's action (before any lookup, so it tells nothing) and 404
+for anything else; the key of an archived account (``archived``, with ``*``, on its own archived account in a
+third organization) may read and gets 403 for every write.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from tests.reliability.world import FEATURE, PRODUCT, Keys, Org, build_bad_keys,
 
 INTRUDERS = ("other_org", "sibling", "child_on_parent")
 KEYLESS = ("revoked", "expired", "without_scope", "no_key")
+#: Account keys with every scope, on an account they own: what a customer holds.
+CUSTOMERS = ("customer", "archived")
+READ, CUSTOMER, OPERATOR = "read", "customer's write", "operator's"
 PUBLIC = "public"
 PLATFORM = "platform"
 #: The console's pages need an organization key with these read scopes; without the first, no session.
@@ -55,6 +65,8 @@ class Row:
     owner_key: str = "org"  # "org" (organization key), "parent" (the parent's account key) or "platform"
     console: bool = False  # a page of the web console: the caller signs in with its key and sends the cookie
     sign_in_form: bool = False  # the body is the sign-in form holding the caller's own key
+    kind: str = READ  # READ, CUSTOMER (a customer's write) or OPERATOR (an organization key's only)
+    customer: int | None = None  # what the victim's own account key gets, when not the owner's status
 
     def expected(self, who: str) -> int:
         """What ``who`` gets: as listed, else the rule of the route's kind."""
@@ -62,6 +74,16 @@ class Row:
             return self.intruder[who]
         if self.scope == PUBLIC:
             return self.owner
+        if self.scope == PLATFORM and who in (*INTRUDERS, *CUSTOMERS):
+            return 403
+        if self.console and who in CUSTOMERS:
+            return 303
+        if self.kind == OPERATOR and who in ("sibling", "child_on_parent", *CUSTOMERS):
+            return 403
+        if who == "archived" and self.kind != READ:
+            return 403
+        if who in CUSTOMERS:
+            return self.customer if self.customer is not None else self.owner
         if who in INTRUDERS:
             return 404
         if self.console:
@@ -101,9 +123,14 @@ ROUTES: dict[tuple[str, str], Row] = {
         lambda v: ("/v1/accounts", {"name": "Intruder", "parent_account_id": v.parent["id"]}),
         everyone(400),
         owner=201,
+        kind=CUSTOMER,
     ),
+    # Net terms decide money: the customer's own key may not change them (it may change name, branding, e-mail).
     ("PATCH", "/v1/accounts/{account_id}"): Row(
-        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}", {"net_terms_days": 15})
+        "accounts:write",
+        lambda v: (f"/v1/accounts/{v.parent['id']}", {"net_terms_days": 15}),
+        kind=CUSTOMER,
+        customer=403,
     ),
     ("GET", "/v1/usages"): Row("usage:read", lambda v: ("/v1/usages", None), everyone(200)),
     ("GET", "/v1/accounts/{account_id}/billing"): Row(
@@ -114,7 +141,11 @@ ROUTES: dict[tuple[str, str], Row] = {
         PLATFORM, lambda v: ("/v1/organizations", {"name": "Intruder Inc"}), everyone(403), 201, "platform"
     ),
     ("POST", "/v1/api_keys"): Row(
-        "keys:write", lambda v: ("/v1/api_keys", {"account_id": v.parent["id"]}), everyone(400), owner=201
+        "keys:write",
+        lambda v: ("/v1/api_keys", {"account_id": v.parent["id"]}),
+        everyone(400),
+        owner=201,
+        kind=CUSTOMER,
     ),
     ("GET", "/v1/api_keys"): Row("keys:write", lambda v: ("/v1/api_keys", None), everyone(200)),
     ("POST", "/v1/projects"): Row(
@@ -122,6 +153,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         lambda v: ("/v1/projects", {"name": "intruder", "billing_account_id": v.parent["id"]}),
         everyone(400),
         owner=201,
+        kind=CUSTOMER,
     ),
     ("GET", "/v1/projects"): Row("accounts:read", lambda v: ("/v1/projects", None), everyone(200)),
     # --- native: usage, credits, features, catalog ------------------------------------------------------
@@ -132,6 +164,7 @@ ROUTES: dict[tuple[str, str], Row] = {
             [{"id": f"matrix-{uuid.uuid4()}", "account_id": v.parent["id"], "type": "credit", "quantity": 1}],
         ),
         everyone(400),
+        kind=CUSTOMER,
     ),
     ("GET", "/v1/accounts/{account_id}/usage"): Row(
         "usage:read", lambda v: (f"/v1/accounts/{v.parent['id']}/usage", None)
@@ -140,6 +173,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         "billing:write",
         lambda v: (f"/v1/accounts/{v.parent['id']}/credits", {"id": f"matrix-{uuid.uuid4()}", "amount": 1}),
         owner=201,
+        kind=OPERATOR,
     ),
     ("GET", "/v1/accounts/{account_id}/credits"): Row(
         "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/credits", None)
@@ -150,16 +184,20 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("PUT", "/v1/features/{name}"): Row(
         "catalog:write",
         lambda v: (f"/v1/features/{FEATURE}", {"default_limit": 1000}),
-        {"other_org": 200, "sibling": 200, "child_on_parent": 200},
+        {"other_org": 200},
+        kind=OPERATOR,
     ),
     ("GET", "/v1/features"): Row("usage:read", lambda v: ("/v1/features", None), everyone(200)),
     ("PUT", "/v1/accounts/{account_id}/limits/{feature}"): Row(
-        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}/limits/{FEATURE}", {"limit": 5})
+        "accounts:write",
+        lambda v: (f"/v1/accounts/{v.parent['id']}/limits/{FEATURE}", {"limit": 5}),
+        kind=OPERATOR,
     ),
     ("PUT", "/v1/products/{product_id}"): Row(
         "catalog:write",
         lambda v: (f"/v1/products/{PRODUCT}", {"description": "Inbound calls", "unit_price": "0.067"}),
-        {"other_org": 200, "sibling": 200, "child_on_parent": 200},
+        {"other_org": 200},
+        kind=OPERATOR,
     ),
     ("GET", "/v1/products"): Row("usage:read", lambda v: ("/v1/products", None), everyone(200)),
     # --- native: billing runs, invoices, payments ---------------------------------------------------------
@@ -167,7 +205,8 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/v1/billing_runs"): Row(
         "billing:write",
         lambda v: ("/v1/billing_runs", {"month": v.month}),
-        {"other_org": 200, "sibling": 403, "child_on_parent": 403},
+        {"other_org": 200},
+        kind=OPERATOR,
     ),
     ("GET", "/v1/invoices"): Row("billing:read", lambda v: (f"/v1/invoices?account_id={v.parent['id']}", None)),
     ("GET", "/v1/invoices/{invoice_id}"): Row("billing:read", lambda v: (f"/v1/invoices/{v.invoice_id}", None)),
@@ -175,6 +214,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         "billing:write",
         lambda v: ("/v1/payments", {"account_id": v.parent["id"], "amount": "1.00"}),
         owner=201,
+        kind=OPERATOR,
     ),
     ("GET", "/v1/payments"): Row("billing:read", lambda v: (f"/v1/payments?account_id={v.parent['id']}", None)),
     # --- Frontier ------------------------------------------------------------------------------------
@@ -184,10 +224,12 @@ ROUTES: dict[tuple[str, str], Row] = {
             "/v1beta1/organizations/billing/usages",
             {"org_id": v.id, "billing_id": v.parent["id"], "usages": usages_body(v)},
         ),
+        kind=CUSTOMER,
     ),
     ("POST", "/v1beta1/organizations/{org_id}/billing/{billing_id}/usages"): Row(
         "usage:write",
         lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/usages", {"usages": usages_body(v)}),
+        kind=CUSTOMER,
     ),
     ("GET", "/v1beta1/organizations/{org_id}/billing/{id}/balance"): Row(
         "billing:read", lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/balance", None)
@@ -205,6 +247,7 @@ ROUTES: dict[tuple[str, str], Row] = {
             "/v1beta1/organizations/billing/usages/revert",
             {"org_id": v.id, "billing_id": v.parent["id"], "usage_id": v.usage_id, "amount": 1},
         ),
+        kind=OPERATOR,
     ),
     # --- Talkdesk and Cloudflare -----------------------------------------------------------------------
     ("GET", "/express/usage/month"): Row(
@@ -222,7 +265,16 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/ui/sign-in"): Row(
         PUBLIC,
         lambda v: ("/ui/sign-in", None),
-        {"no_key": 400, "revoked": 401, "expired": 401, "without_scope": 403, "sibling": 403, "child_on_parent": 403},
+        {
+            "no_key": 400,
+            "revoked": 401,
+            "expired": 401,
+            "without_scope": 403,
+            "sibling": 403,
+            "child_on_parent": 403,
+            "customer": 403,
+            "archived": 403,
+        },
         owner=303,
         console=True,
         sign_in_form=True,
@@ -247,12 +299,14 @@ ROUTES: dict[tuple[str, str], Row] = {
         CONSOLE, lambda v: ("/ui/billing-runs", None), {"other_org": 200, **SIGNED_OUT}, console=True
     ),
     # --- last: the owner's call changes the target for good -------------------------------------------------
-    ("DELETE", "/v1/api_keys/{key_id}"): Row("keys:write", lambda v: (f"/v1/api_keys/{v.spare_key_id}", None)),
+    ("DELETE", "/v1/api_keys/{key_id}"): Row(
+        "keys:write", lambda v: (f"/v1/api_keys/{v.spare_key_id}", None), kind=CUSTOMER
+    ),
     ("POST", "/v1/invoices/{invoice_id}/void"): Row(
-        "billing:write", lambda v: (f"/v1/invoices/{v.invoice_id}/void", None)
+        "billing:write", lambda v: (f"/v1/invoices/{v.invoice_id}/void", None), kind=OPERATOR
     ),
     ("DELETE", "/v1/accounts/{account_id}"): Row(
-        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}", None), owner=202
+        "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}", None), owner=202, kind=OPERATOR
     ),
 }
 
@@ -330,17 +384,18 @@ class Cell:
     expected: int
 
 
-def cells(victim: Org, other: Org, keys: Keys, platform_key: str) -> tuple[list[Cell], list[Cell]]:
-    """The calls that must be refused (or sent to sign in), and those that must succeed (the owner's, and
-    intruders' listings of their own data)."""
+def cells(victim: Org, other: Org, archived: Org, keys: Keys, platform_key: str) -> tuple[list[Cell], list[Cell]]:
+    """The calls that must be refused (or sent to sign in), and those that must succeed (the owner's, the
+    customer's own, and intruders' listings of their own data)."""
     refused: list[Cell] = []
     allowed: list[Cell] = []
     owners = {"org": victim.key, "parent": victim.parent_key, "platform": platform_key}
     intruder_keys = {"other_org": other.key, "sibling": victim.sibling_key, "child_on_parent": victim.child_key}
+    customer_keys = {"customer": victim.parent_key, "archived": archived.parent_key}
     for (method, path), row in ROUTES.items():
         without = keys.without.get(row.scope, keys.without["accounts:read"])
         callers = {"no_key": None, "revoked": keys.revoked, "expired": keys.expired, "without_scope": without}
-        for who, key in {**callers, **intruder_keys}.items():
+        for who, key in {**callers, **intruder_keys, **customer_keys}.items():
             status = row.expected(who)
             (refused if status >= 300 else allowed).append(Cell(method, path, who, key, status))
         allowed.append(Cell(method, path, "owner", owners[row.owner_key], row.owner))
@@ -360,6 +415,9 @@ def test_no_key_reaches_what_it_must_not(
 ) -> None:
     victim = build_org(client, make_tenant("Victim"))
     other = build_org(client, make_tenant("Intruder"))
+    archived = build_org(client, make_tenant("Archived"))
+    response = client.delete(f"/v1/accounts/{archived.parent['id']}", headers=bearer(archived.key))
+    assert response.status_code == 202, response.text
     sessions: dict[str, str | None] = {}
 
     def remember_session(key: str) -> None:
@@ -367,12 +425,12 @@ def test_no_key_reaches_what_it_must_not(
 
     keys = build_bad_keys(client, database, victim, while_valid=remember_session)
     secrets = victim.parent_secrets() | {f"project {victim.marker}"}
-    refused, allowed = cells(victim, other, keys, platform_key)
+    refused, allowed = cells(victim, other, archived, keys, platform_key)
     failures: list[str] = []
 
     def run(cell: Cell) -> None:
         row = ROUTES[(cell.method, cell.path)]
-        url, body = row.call(victim)
+        url, body = row.call(archived if cell.who == "archived" else victim)
         headers: dict[str, str] = {}
         if row.console and not row.sign_in_form and cell.key is not None:
             if cell.key not in sessions:
@@ -390,11 +448,11 @@ def test_no_key_reaches_what_it_must_not(
         if response.status_code != cell.expected:
             failures.append(f"{name}: expected {cell.expected}, got {response.status_code} {response.text[:300]}")
             return
-        if cell.who == "owner":
+        if cell.who == "owner" or (cell.who in CUSTOMERS and cell.expected < 300):
             return
         sent = f"{url} {body}"
         leaked = [secret for secret in secrets if secret in response.text and secret not in sent]
-        if leaked:
+        if leaked and cell.who not in CUSTOMERS:
             failures.append(f"{name}: the reply shows the victim's {leaked}")
         if cell.expected >= 400 and not row.console:
             try:

@@ -48,6 +48,10 @@ class Principal:
     #: The materialized path of the key's account; every account it reaches starts with it.
     account_path: str | None
     scopes: frozenset[str]
+    #: When the key was made to expire: a key it makes never outlives it.
+    expires_at: datetime | None = None
+    #: The key's account is archived: the key may read, never write.
+    account_archived: bool = False
 
     @property
     def is_platform(self) -> bool:
@@ -114,6 +118,8 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    #: The key that made this one; revoking that key revokes this one too. None: made by the CLI.
+    created_by_key_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +15,12 @@ from meterbook.accounts.models import Account, ApiKey, Organization, Project
 from meterbook.db.tables import accounts, api_keys, organizations, projects
 
 __all__ = [
+    "FoundKey",
     "archived_flags",
     "find_key",
     "find_organization_named",
     "get_account",
+    "get_any_key",
     "get_key",
     "get_organization",
     "get_project",
@@ -28,12 +31,14 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_organizations",
+    "list_platform_keys",
     "list_projects",
     "lock_accounts",
     "oldest_top_level_account",
     "reachable_ids",
-    "revoke_key",
+    "revoke_key_and_descendants",
     "search_accounts",
+    "set_key_expiry",
     "update_account",
 ]
 
@@ -179,10 +184,11 @@ _key_columns = (
     api_keys.c.created_at,
     api_keys.c.expires_at,
     api_keys.c.revoked_at,
+    api_keys.c.created_by_key_id,
 )
 
 
-def _key(row: Row[Any]) -> ApiKey:
+def _key(row: Any) -> ApiKey:
     values = dict(row._mapping)
     values["scopes"] = frozenset(values["scopes"].split())
     return ApiKey(**values)
@@ -196,21 +202,30 @@ def insert_key(conn: Connection, values: Mapping[str, Any]) -> None:
 
 # Every request authenticates: built once, not per request.
 _FIND_KEY = (
-    select(*_key_columns, api_keys.c.secret_hash, accounts.c.path)
+    select(*_key_columns, api_keys.c.secret_hash, accounts.c.path, accounts.c.archived_at.label("account_archived_at"))
     .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
     .where(api_keys.c.id == bindparam("key_id"))
 )
 
 
-def find_key(conn: Connection, key_id: uuid.UUID) -> tuple[ApiKey, str, str | None] | None:
-    """The key, its secret's hash and its account's path, for authentication."""
+@dataclass(frozen=True)
+class FoundKey:
+    """A key as authentication needs it: the key, its secret's hash, and its account's path and state."""
+
+    key: ApiKey
+    secret_hash: str
+    account_path: str | None
+    account_archived: bool
+
+
+def find_key(conn: Connection, key_id: uuid.UUID) -> FoundKey | None:
     row = conn.execute(_FIND_KEY, {"key_id": key_id}).first()
     if row is None:
         return None
     values = dict(row._mapping)
-    secret_hash, path = values.pop("secret_hash"), values.pop("path")
+    secret_hash, path, archived_at = values.pop("secret_hash"), values.pop("path"), values.pop("account_archived_at")
     values["scopes"] = frozenset(values["scopes"].split())
-    return ApiKey(**values), secret_hash, path
+    return FoundKey(ApiKey(**values), secret_hash, path, archived_at is not None)
 
 
 def get_key(conn: Connection, organization_id: uuid.UUID, key_id: uuid.UUID, path_prefix: str | None) -> ApiKey | None:
@@ -233,9 +248,48 @@ def list_keys(conn: Connection, organization_id: uuid.UUID, path_prefix: str | N
     return [_key(row) for row in conn.execute(statement)]
 
 
-def revoke_key(conn: Connection, key_id: uuid.UUID, revoked_at: datetime) -> None:
+def _lineage(key_id: uuid.UUID) -> Select[Any]:
+    """The ids of the key and of every key made below it, at any depth."""
+    lineage = select(api_keys.c.id).where(api_keys.c.id == key_id).cte("lineage", recursive=True)
+    lineage = lineage.union(select(api_keys.c.id).where(api_keys.c.created_by_key_id == lineage.c.id))
+    return select(lineage.c.id)
+
+
+def revoke_key_and_descendants(conn: Connection, key_id: uuid.UUID, revoked_at: datetime) -> int:
+    """Revoke the key and every key made below it that is not revoked yet; how many were revoked."""
+    result = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id.in_(_lineage(key_id)), api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=revoked_at)
+    )
+    return int(result.rowcount)
+
+
+def list_platform_keys(conn: Connection) -> list[ApiKey]:
+    """Every platform key (no organization, no account), oldest first, revoked ones included."""
+    statement = (
+        select(*_key_columns)
+        .where(api_keys.c.organization_id.is_(None), api_keys.c.account_id.is_(None))
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+    )
+    return [_key(row) for row in conn.execute(statement)]
+
+
+def get_any_key(conn: Connection, key_id: uuid.UUID) -> ApiKey | None:
+    """A key by id, whoever it belongs to: for the operator's CLI, which has the database and no key."""
+    row = conn.execute(select(*_key_columns).where(api_keys.c.id == key_id)).first()
+    return None if row is None else _key(row)
+
+
+def set_key_expiry(conn: Connection, key_id: uuid.UUID, expires_at: datetime) -> None:
+    """Make the key expire at ``expires_at``, and every key made below it no later than that."""
     conn.execute(
-        update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=revoked_at)
+        update(api_keys)
+        .where(
+            api_keys.c.id.in_(_lineage(key_id)),
+            or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > expires_at, api_keys.c.id == key_id),
+        )
+        .values(expires_at=expires_at)
     )
 
 

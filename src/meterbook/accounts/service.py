@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from meterbook.accounts import keys, repository
+from meterbook.accounts.access import ACCOUNT_FIELDS_OF_CUSTOMERS, CHANGE_ACCOUNT_TERMS, authorize
 from meterbook.accounts.models import (
     ALL_SCOPES,
     PLATFORM_SCOPE,
@@ -103,14 +104,14 @@ def _verify(conn: Connection, key_id: uuid.UUID, secret: str) -> Principal:
         # Hash anyway, so that an unknown id costs the same time as a wrong secret.
         keys.secret_matches(secret, "0" * 64)
         raise InvalidAuthorization(_UNKNOWN_KEY)
-    key, secret_hash, account_path = found
-    if not keys.secret_matches(secret, secret_hash):
+    if not keys.secret_matches(secret, found.secret_hash):
         raise InvalidAuthorization(_UNKNOWN_KEY)
-    return _principal_of_live_key(key, account_path)
+    return _principal_of_live_key(found)
 
 
-def _principal_of_live_key(key: ApiKey, account_path: str | None) -> Principal:
+def _principal_of_live_key(found: repository.FoundKey) -> Principal:
     """The principal of a key whose secret is proven, refused if it has been revoked or has expired."""
+    key = found.key
     if key.revoked_at is not None:
         raise InvalidAuthorization(_UNKNOWN_KEY)
     if key.expires_at is not None and key.expires_at <= utcnow():
@@ -119,8 +120,10 @@ def _principal_of_live_key(key: ApiKey, account_path: str | None) -> Principal:
         key_id=key.id,
         organization_id=key.organization_id,
         account_id=key.account_id,
-        account_path=account_path,
+        account_path=found.account_path,
         scopes=key.scopes,
+        expires_at=key.expires_at,
+        account_archived=found.account_archived,
     )
 
 
@@ -152,6 +155,7 @@ def _insert_key(
     scopes: frozenset[str],
     name: str | None,
     expires_at: datetime | None = None,
+    created_by: Principal | None = None,
 ) -> CreatedKey:
     key_id, secret = new_id(), keys.new_secret()
     token = keys.token_for(key_id, secret)
@@ -166,6 +170,7 @@ def _insert_key(
         "created_at": utcnow(),
         "expires_at": expires_at,
         "revoked_at": None,
+        "created_by_key_id": None if created_by is None else created_by.key_id,
     }
     repository.insert_key(conn, values)
     values.pop("secret_hash")
@@ -209,20 +214,35 @@ def _granted_scopes(principal: Principal, requested: Sequence[str] | None) -> fr
     return wanted
 
 
+def _granted_expiry(principal: Principal, requested: datetime | None) -> datetime | None:
+    """A new key's expiry: as asked, never later than its maker's (so no key outlives the key that made it)."""
+    if requested is not None and requested <= utcnow():
+        raise ValidationFailed.field("body.expires_at", "must be in the future, e.g. 2030-01-01T00:00:00Z", "minimum")
+    if principal.expires_at is None:
+        return requested
+    if requested is None:
+        return principal.expires_at
+    if requested > principal.expires_at:
+        raise Forbidden(
+            f"A key cannot make a key that outlives it: this key expires at {principal.expires_at.isoformat()}; "
+            "give an earlier expires_at, or none to expire with it."
+        )
+    return requested
+
+
 def create_key(conn: Connection, principal: Principal, data: KeyCreate) -> CreatedKey:
     organization_id = require_organization(principal)
     account_id = data.account_id if data.account_id is not None else principal.account_id
     if account_id is not None:
         account_id = _reachable_reference(conn, principal, account_id, "body.account_id").id
-    if data.expires_at is not None and data.expires_at <= utcnow():
-        raise ValidationFailed.field("body.expires_at", "must be in the future", "minimum")
     return _insert_key(
         conn,
         organization_id=organization_id,
         account_id=account_id,
         scopes=_granted_scopes(principal, data.scopes),
         name=data.name,
-        expires_at=data.expires_at,
+        expires_at=_granted_expiry(principal, data.expires_at),
+        created_by=principal,
     )
 
 
@@ -231,15 +251,49 @@ def list_keys(conn: Connection, principal: Principal) -> list[ApiKey]:
 
 
 def revoke_key(conn: Connection, principal: Principal, key_id: uuid.UUID) -> ApiKey:
+    """Revoke a key the caller reaches, and with it every key it made (at any depth), at once."""
     organization_id, path_prefix = within(principal)
     key = repository.get_key(conn, organization_id, key_id, path_prefix)
     if key is None:
         raise NotFound(f"No API key with id {key_id} was found.")
-    if key.revoked_at is not None:
-        return key
     now = utcnow()
-    repository.revoke_key(conn, key_id, now)
-    return replace(key, revoked_at=now)
+    # Even when the key itself is revoked already: keys it made before a revocation that predates
+    # the cascade are revoked now.
+    repository.revoke_key_and_descendants(conn, key_id, now)
+    return key if key.revoked_at is not None else replace(key, revoked_at=now)
+
+
+# --- the operator's CLI: keys by id, whoever holds them ------------------------------------------------
+
+
+def list_platform_keys(conn: Connection) -> list[ApiKey]:
+    """Every platform key, oldest first, revoked ones included (their secrets are never shown again)."""
+    return repository.list_platform_keys(conn)
+
+
+def _any_key(conn: Connection, key_id: uuid.UUID) -> ApiKey:
+    key = repository.get_any_key(conn, key_id)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id} was found.")
+    return key
+
+
+def revoke_any_key(conn: Connection, key_id: uuid.UUID) -> tuple[ApiKey, int]:
+    """Revoke a key by id (the CLI's operator has the database, not a key), with the keys it made.
+
+    Returns the key and how many keys this revoked (0 when all of them were revoked already).
+    """
+    key = _any_key(conn, key_id)
+    now = utcnow()
+    revoked = repository.revoke_key_and_descendants(conn, key_id, now)
+    return (key if key.revoked_at is not None else replace(key, revoked_at=now)), revoked
+
+
+def expire_any_key(conn: Connection, key_id: uuid.UUID, expires_at: datetime) -> ApiKey:
+    """Make a key (and every key it made) expire at ``expires_at``; now or a past instant ends it at once."""
+    key = _any_key(conn, key_id)
+    repository.set_key_expiry(conn, key_id, expires_at)
+    return replace(key, expires_at=expires_at)
 
 
 # --- organizations ---------------------------------------------------------------------------------
@@ -309,6 +363,20 @@ def _reachable_reference(conn: Connection, principal: Principal, account_id: uui
         raise ValidationFailed.field(path, f"no account with id {account_id} was found", "not_found") from None
 
 
+#: What a customer may set when it creates a subaccount: its own fields, and the currency it is billed in.
+_CUSTOMER_CREATE_FIELDS = ACCOUNT_FIELDS_OF_CUSTOMERS | {"currency"}
+
+
+def _authorize_settings(principal: Principal, changed: set[str]) -> None:
+    """Refuse a change of the account settings that decide money unless the operator makes it."""
+    if changed:
+        try:
+            authorize(principal, CHANGE_ACCOUNT_TERMS)
+        except Forbidden as refused:
+            fields = ", ".join(sorted(changed))
+            raise Forbidden(f"{refused.message} (the request changes: {fields})") from None
+
+
 def _stored_settings(settings: AccountSettings, created_at: datetime) -> dict[str, Any]:
     return {
         "name": settings.name,
@@ -328,8 +396,21 @@ def _stored_settings(settings: AccountSettings, created_at: datetime) -> dict[st
 
 
 def create_account(conn: Connection, principal: Principal, data: AccountCreate) -> Account:
-    """A new account (a subaccount when it has a parent) with its first account key, shown whole once."""
+    """A new account (a subaccount when it has a parent) with its first account key, shown whole once.
+
+    A customer (an account key) may name its subaccount, brand it, give its e-mail and currency; the
+    settings that decide money keep their defaults unless the operator sets them.
+    """
     organization_id = require_organization(principal)
+    defaults = AccountCreate(name=data.name)
+    _authorize_settings(
+        principal,
+        {
+            name
+            for name in AccountSettings.model_fields
+            if name not in _CUSTOMER_CREATE_FIELDS and getattr(data, name) != getattr(defaults, name)
+        },
+    )
     parent_id = data.parent_account_id if data.parent_account_id is not None else principal.account_id
     parent_path = ""
     if parent_id is not None:
@@ -357,12 +438,15 @@ def create_account(conn: Connection, principal: Principal, data: AccountCreate) 
         "last_updated_output_at": None,
     }
     repository.insert_account(conn, values)
+    # The account's first key is made by the caller's key: no more scopes, no later expiry, and revoked with it.
     created = _insert_key(
         conn,
         organization_id=organization_id,
         account_id=account_id,
-        scopes=frozenset({"*"}),
+        scopes=principal.scopes,
         name="account key",
+        expires_at=principal.expires_at,
+        created_by=principal,
     )
     # Read back, so the reply shows what was stored (0.30 is stored, and shown, as 0.3).
     return replace(_stored(conn, organization_id, account_id), api_key=created.token)
@@ -403,11 +487,22 @@ def update_account(conn: Connection, principal: Principal, account_id: uuid.UUID
         raise ValidationFailed.field(
             "body.parent_account_id", "cannot be changed after the account is created", "read_only"
         )
-    document = merge_patch(_settings_document(account), patch)
+    current = _settings_document(account)
+    document = merge_patch(current, patch)
     try:
         settings = AccountSettings.model_validate(document)
     except ValidationError as error:
         raise ValidationFailed(field_errors_from_pydantic(error.errors(), prefix=["body"])) from None
+    before = AccountSettings.model_validate(current)
+    # A field sent with its current value changes nothing, so a client that sends the whole account may.
+    _authorize_settings(
+        principal,
+        {
+            name
+            for name in AccountSettings.model_fields
+            if name not in ACCOUNT_FIELDS_OF_CUSTOMERS and getattr(settings, name) != getattr(before, name)
+        },
+    )
     now = utcnow()
     values = _stored_settings(settings, account.created_at)
     if values["status"] != account.status:
@@ -526,8 +621,7 @@ def principal_for_session(conn: Connection, key_id: uuid.UUID) -> Principal:
     found = repository.find_key(conn, key_id)
     if found is None:
         raise InvalidAuthorization(_UNKNOWN_KEY)
-    key, _secret_hash, account_path = found
-    return _principal_of_live_key(key, account_path)
+    return _principal_of_live_key(found)
 
 
 def get_organization(conn: Connection, principal: Principal) -> Organization:

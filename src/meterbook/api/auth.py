@@ -1,7 +1,8 @@
-"""Who is calling: credentials read from the request, checked by the accounts service, and the scope a route needs.
+"""Who is calling: credentials read from the request, checked by the accounts service, and what a route does.
 
 Every route that touches an organization's data depends on :func:`authorized` (or, in the Cloudflare
-dialect, :func:`authorized_with_email_key`); the reach of the key it returns is then applied by the
+dialect, :func:`authorized_with_email_key`) with the action it performs; whether the key may do it is
+decided by ``accounts/access.py`` alone, and the reach of the key it returns is then applied by the
 services (``accounts/reach.py``).
 """
 
@@ -18,9 +19,10 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from meterbook.accounts import service as accounts
+from meterbook.accounts.access import Action, authorize
 from meterbook.accounts.models import Principal
 from meterbook.api.routing import database, reading
-from meterbook.errors import Forbidden, InvalidAuthorization, MissingApiKey
+from meterbook.errors import InvalidAuthorization, MissingApiKey
 
 __all__ = [
     "auth_key_scheme",
@@ -70,20 +72,13 @@ def _authenticate(request: Request, allow_basic: bool) -> Principal:
     raise InvalidAuthorization(f"The Authorization header must be {expected}.")
 
 
-def _require_scope(principal: Principal, scope: str) -> None:
-    if principal.is_platform:
-        raise Forbidden("A platform key can only create organizations; use an organization or account key.")
-    if not principal.has_scope(scope):
-        raise Forbidden(f"The API key lacks the scope {scope!r} that this call needs.")
-
-
-def authorized(scope: str | None, *, allow_basic: bool = False) -> Callable[..., Principal]:
-    """A dependency giving the calling key, refused unless it holds ``scope`` (``None``: any valid key)."""
+def authorized(action: Action | None, *, allow_basic: bool = False) -> Callable[..., Principal]:
+    """A dependency giving the calling key, refused unless it may do ``action`` (``None``: any valid key)."""
 
     def check(request: Request) -> Principal:
         principal = _authenticate(request, allow_basic)
-        if scope is not None:
-            _require_scope(principal, scope)
+        if action is not None:
+            authorize(principal, action)
         return principal
 
     if allow_basic:
@@ -101,14 +96,14 @@ def authorized(scope: str | None, *, allow_basic: bool = False) -> Callable[...,
     return bearer
 
 
-def bearer_principal(conn: Connection, token: str, scope: str) -> Principal:
-    """The key a bearer token stands for, refused unless it holds ``scope``: for a caller with its own transaction."""
+def bearer_principal(conn: Connection, token: str, action: Action) -> Principal:
+    """The key a bearer token stands for, refused unless it may do ``action``: for a caller with its own transaction."""
     principal = accounts.authenticate(conn, token)
-    _require_scope(principal, scope)
+    authorize(principal, action)
     return principal
 
 
-def authorized_on_loop(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+def authorized_on_loop(action: Action) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Like :func:`authorized`, for the hottest routes, which are async.
 
     On SQLite the key is read on the event loop: a local read of a few hundred microseconds costs less
@@ -118,7 +113,7 @@ def authorized_on_loop(scope: str) -> Callable[..., Coroutine[Any, Any, Principa
 
     def check(request: Request) -> Principal:
         principal = _authenticate(request, allow_basic=False)
-        _require_scope(principal, scope)
+        authorize(principal, action)
         return principal
 
     async def bearer(request: Request, _bearer: object = Depends(bearer_scheme)) -> Principal:
@@ -156,7 +151,7 @@ def _authenticate_email_key(request: Request) -> Principal:
         return accounts.authenticate_email_key(conn, email, key)
 
 
-def authorized_with_email_key(scope: str) -> Callable[..., Principal]:
+def authorized_with_email_key(action: Action) -> Callable[..., Principal]:
     """Like :func:`authorized`, also accepting ``X-Auth-Email`` + ``X-Auth-Key`` in place of a Bearer header."""
 
     def bearer_or_email_key(
@@ -172,7 +167,7 @@ def authorized_with_email_key(scope: str) -> Callable[..., Principal]:
         ] = None,
     ) -> Principal:
         principal = _authenticate_email_key(request)
-        _require_scope(principal, scope)
+        authorize(principal, action)
         return principal
 
     return bearer_or_email_key

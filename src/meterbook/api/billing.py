@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from meterbook import metrics
+from meterbook.accounts import access
 from meterbook.accounts.models import Principal
 from meterbook.api.auth import authorized
 from meterbook.api.faraday import ERROR_RESPONSES
@@ -28,8 +29,10 @@ __all__ = ["InvoiceOut", "PaymentOut", "router"]
 
 router = APIRouter(prefix="/v1", tags=["billing"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-BillingWriter = Annotated[Principal, Depends(authorized("billing:write"))]
-BillingReader = Annotated[Principal, Depends(authorized("billing:read"))]
+BillingRunner = Annotated[Principal, Depends(authorized(access.RUN_BILLING))]
+InvoiceVoider = Annotated[Principal, Depends(authorized(access.VOID_INVOICES))]
+PaymentRecorder = Annotated[Principal, Depends(authorized(access.RECORD_PAYMENTS))]
+BillingReader = Annotated[Principal, Depends(authorized(access.READ_BILLING))]
 
 
 class BillingRunOut(BaseModel):
@@ -146,7 +149,7 @@ Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="`YYYY-MM
     status_code=201,
     responses={200: {"model": BillingRunOut, "description": "The month had been invoiced before: nothing new."}},
 )
-def create_billing_run(request: Request, principal: BillingWriter, body: BillingRunIn) -> Response:
+def create_billing_run(request: Request, principal: BillingRunner, body: BillingRunIn) -> Response:
     """Invoice an ended month for every account with a commitment or usage in it (201); again: nothing new (200)."""
     with writing(request) as conn:
         run = invoicing.bill(conn, principal, body.month)
@@ -177,7 +180,7 @@ def get_invoice(request: Request, principal: BillingReader, invoice_id: uuid.UUI
 
 
 @router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut)
-def void_invoice(request: Request, principal: BillingWriter, invoice_id: uuid.UUID) -> Response:
+def void_invoice(request: Request, principal: InvoiceVoider, invoice_id: uuid.UUID) -> Response:
     """Void an open invoice (a paid one cannot be): it stays, and the billing history gains a refund."""
     with writing(request) as conn:
         invoice = invoicing.void(conn, principal, invoice_id)
@@ -190,7 +193,7 @@ def void_invoice(request: Request, principal: BillingWriter, invoice_id: uuid.UU
     status_code=201,
     responses={200: {"model": PaymentOut, "description": "The same `id` again: the payment as it is now."}},
 )
-def record_payment(request: Request, principal: BillingWriter, body: PaymentIn) -> Response:
+def record_payment(request: Request, principal: PaymentRecorder, body: PaymentIn) -> Response:
     """Record money received (201; the same `id` again: 200 with the first) and settle open invoices with it."""
     with writing(request) as conn:
         payment, created = invoicing.pay(conn, principal, body)

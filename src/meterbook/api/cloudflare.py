@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from meterbook.accounts import access
 from meterbook.accounts.models import Principal
 from meterbook.api.auth import authorized_with_email_key
 from meterbook.api.errors import MethodNotAllowed
@@ -40,7 +41,6 @@ from meterbook.invoicing.repository import HistoryOrder
 __all__ = ["ERROR_RESPONSES", "CloudflareError", "render_error", "router"]
 
 PREFIX: Final = "/client/v4"
-SCOPE: Final = "billing:read"
 DEFAULT_PER_PAGE: Final = 20
 MIN_PER_PAGE: Final = 5
 MAX_PER_PAGE: Final = 50
@@ -258,7 +258,7 @@ _SINCE_DESCRIPTION = (
 
 router = APIRouter(prefix=PREFIX, tags=["cloudflare"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-Reader = Annotated[Principal, Depends(authorized_with_email_key(SCOPE))]
+Reader = Annotated[Principal, Depends(authorized_with_email_key(access.READ_BILLING))]
 
 
 @router.get("/user/billing/history", response_model=CloudflareBillingHistoryPage, summary="User Billing History")

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.schemas import AccountCreate
@@ -212,8 +213,10 @@ class FeatureUsageOut(BaseModel):
 router = APIRouter(prefix="/v1", tags=["faraday"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
 AccountId = Annotated[uuid.UUID, "The UUID of an account"]
-Reader = Annotated[Principal, Depends(authorized("accounts:read"))]
-Writer = Annotated[Principal, Depends(authorized("accounts:write"))]
+Reader = Annotated[Principal, Depends(authorized(access.READ_ACCOUNTS))]
+Creator = Annotated[Principal, Depends(authorized(access.CREATE_ACCOUNTS))]
+Writer = Annotated[Principal, Depends(authorized(access.CHANGE_ACCOUNTS))]
+Archiver = Annotated[Principal, Depends(authorized(access.ARCHIVE_ACCOUNTS))]
 
 
 @router.get("/accounts", response_model=list[AccountOut])
@@ -245,7 +248,7 @@ def get_account(request: Request, principal: Reader, account_id: AccountId) -> R
 
 
 @router.post("/accounts", response_model=AccountOut, status_code=201)
-def create_account(request: Request, principal: Writer, body: AccountCreate) -> Response:
+def create_account(request: Request, principal: Creator, body: AccountCreate) -> Response:
     """Create an account (an account key creates a subaccount of itself); the reply holds its key, once."""
     with writing(request) as conn:
         account = accounts.create_account(conn, principal, body)
@@ -270,7 +273,7 @@ def update_account(
 
 
 @router.delete("/accounts/{account_id}", response_model=AccountOut, status_code=202)
-def archive_account(request: Request, principal: Writer, account_id: AccountId) -> Response:
+def archive_account(request: Request, principal: Archiver, account_id: AccountId) -> Response:
     """Archive an account: it stays visible with `archived_at` set, and no longer changes."""
     with writing(request) as conn:
         account = accounts.archive_account(conn, principal, account_id)
@@ -278,7 +281,7 @@ def archive_account(request: Request, principal: Writer, account_id: AccountId) 
 
 
 @router.get("/usages", response_model=list[FeatureUsageOut])
-def list_usages(request: Request, principal: Annotated[Principal, Depends(authorized("usage:read"))]) -> Response:
+def list_usages(request: Request, principal: Annotated[Principal, Depends(authorized(access.READ_USAGE))]) -> Response:
     """The calling account's features with limit and usage; for an organization key, summed over its accounts."""
     with reading(request) as conn:
         found = features.usages(conn, principal)
@@ -332,7 +335,7 @@ class BillingOut(BaseModel):
 
 @router.get("/accounts/{account_id}/billing", response_model=BillingOut)
 def get_account_billing(
-    request: Request, principal: Annotated[Principal, Depends(authorized("billing:read"))], account_id: AccountId
+    request: Request, principal: Annotated[Principal, Depends(authorized(access.READ_BILLING))], account_id: AccountId
 ) -> Response:
     """Get invoices, payments, and usage stats for your account (void invoices are left out)."""
     with reading(request) as conn:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from meterbook import metrics
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Principal
 from meterbook.api.auth import authorized
@@ -139,8 +140,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/v1beta1", tags=["frontier"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-UsageWriter = Annotated[Principal, Depends(authorized("usage:write", allow_basic=True))]
-BillingReader = Annotated[Principal, Depends(authorized("billing:read", allow_basic=True))]
+UsageWriter = Annotated[Principal, Depends(authorized(access.REPORT_USAGE, allow_basic=True))]
+UsageReverter = Annotated[Principal, Depends(authorized(access.REVERT_USAGE, allow_basic=True))]
+BillingReader = Annotated[Principal, Depends(authorized(access.READ_BILLING, allow_basic=True))]
 
 # --- field types -----------------------------------------------------------------------------------
 
@@ -507,9 +509,11 @@ class FrontierRevert(InputModel):
 
 
 @router.post("/organizations/billing/usages/revert", response_model=FrontierEmpty)
-def revert_billing_usage(request: Request, principal: UsageWriter, body: FrontierRevert) -> Response:
+def revert_billing_usage(request: Request, principal: UsageReverter, body: FrontierRevert) -> Response:
     """Give back some or all of the credits a usage debited (a revert itself cannot be reverted)."""
     with writing(request) as conn:
         account = accounts.billing_account_for(conn, principal, body.org_id, body.project_id, body.billing_id)
-        ledger.revert(conn, principal, account.id, body.usage_id, body.amount)
+        # Usage ids are per account: a billing_id narrows the search, else every account the key reaches.
+        named = account.id if body.billing_id is not None else None
+        ledger.revert(conn, principal, named, body.usage_id, body.amount)
     return respond({})

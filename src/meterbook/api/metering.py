@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from meterbook import metrics
+from meterbook.accounts import access
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import Aggregate
@@ -43,12 +44,13 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["native"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-EventWriter = Annotated[Principal, Depends(authorized_on_loop("usage:write"))]
-UsageReader = Annotated[Principal, Depends(authorized("usage:read"))]
-BillingWriter = Annotated[Principal, Depends(authorized("billing:write"))]
-BillingReader = Annotated[Principal, Depends(authorized("billing:read"))]
-CatalogWriter = Annotated[Principal, Depends(authorized("catalog:write"))]
-AccountsWriter = Annotated[Principal, Depends(authorized("accounts:write"))]
+EventWriter = Annotated[Principal, Depends(authorized_on_loop(access.REPORT_USAGE))]
+UsageReader = Annotated[Principal, Depends(authorized(access.READ_USAGE))]
+CreditGranter = Annotated[Principal, Depends(authorized(access.GRANT_CREDITS))]
+BillingReader = Annotated[Principal, Depends(authorized(access.READ_BILLING))]
+FeatureManager = Annotated[Principal, Depends(authorized(access.MANAGE_FEATURES))]
+CatalogManager = Annotated[Principal, Depends(authorized(access.MANAGE_CATALOG))]
+LimitSetter = Annotated[Principal, Depends(authorized(access.SET_LIMITS))]
 
 
 # --- events ----------------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def _apply_group(conn: Connection, batches: Sequence[EventBatch]) -> list[usage.
         if isinstance(sender, str):
             if sender not in principals:
                 try:
-                    principals[sender] = bearer_principal(conn, sender, "usage:write")
+                    principals[sender] = bearer_principal(conn, sender, access.REPORT_USAGE)
                 except MeterbookError as refusal:
                     principals[sender] = refusal
             found = principals[sender]
@@ -235,7 +237,7 @@ class TransactionsOut(BaseModel):
     status_code=201,
     responses={200: {"model": TransactionOut, "description": "The same `id` again: the first transaction."}},
 )
-def grant_credits(request: Request, principal: BillingWriter, account_id: uuid.UUID, body: CreditGrant) -> Response:
+def grant_credits(request: Request, principal: CreditGranter, account_id: uuid.UUID, body: CreditGrant) -> Response:
     """Grant or sell credits to an account; the same `id` again is answered 200 with the first transaction."""
     with writing(request) as conn:
         transaction, created = ledger.grant(conn, principal, account_id, body)
@@ -282,7 +284,7 @@ FeatureName = Annotated[str, Path(pattern=FEATURE_NAME, description="e.g. `cohor
     response_model=FeatureOut,
     responses={201: {"model": FeatureOut, "description": "The feature was created."}},
 )
-def put_feature(request: Request, principal: CatalogWriter, name: FeatureName, body: FeaturePut) -> Response:
+def put_feature(request: Request, principal: FeatureManager, name: FeatureName, body: FeaturePut) -> Response:
     """Create or change a feature (201 when created)."""
     with writing(request) as conn:
         feature, created = features.put_feature(conn, principal, name, body)
@@ -300,7 +302,7 @@ def list_features(request: Request, principal: UsageReader) -> Response:
 @router.put("/accounts/{account_id}/limits/{feature}", response_model=FeatureUsageOut)
 def put_limit(
     request: Request,
-    principal: AccountsWriter,
+    principal: LimitSetter,
     account_id: uuid.UUID,
     feature: Annotated[str, Path(pattern=FEATURE_NAME)],
     body: LimitPut,
@@ -356,7 +358,7 @@ class ProductOut(BaseModel):
 )
 def put_product(
     request: Request,
-    principal: CatalogWriter,
+    principal: CatalogManager,
     product_id: Annotated[str, Path(pattern=PRODUCT_ID)],
     body: ProductPut,
 ) -> Response:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import ApiKey, Organization, Principal, Project
 from meterbook.accounts.schemas import KeyCreate, OrganizationCreate, ProjectCreate
@@ -83,9 +84,10 @@ class ProjectOut(BaseModel):
 
 
 AnyKey = Annotated[Principal, Depends(authorized(None))]
-KeyWriter = Annotated[Principal, Depends(authorized("keys:write"))]
-AccountsReader = Annotated[Principal, Depends(authorized("accounts:read"))]
-AccountsWriter = Annotated[Principal, Depends(authorized("accounts:write"))]
+KeyManager = Annotated[Principal, Depends(authorized(access.MANAGE_KEYS))]
+KeyLister = Annotated[Principal, Depends(authorized(access.LIST_KEYS))]
+AccountsReader = Annotated[Principal, Depends(authorized(access.READ_ACCOUNTS))]
+ProjectManager = Annotated[Principal, Depends(authorized(access.MANAGE_PROJECTS))]
 
 
 @router.post("/organizations", response_model=OrganizationOut, status_code=201)
@@ -97,7 +99,7 @@ def create_organization(request: Request, principal: AnyKey, body: OrganizationC
 
 
 @router.post("/api_keys", response_model=ApiKeyOut, status_code=201)
-def create_api_key(request: Request, principal: KeyWriter, body: KeyCreate) -> Response:
+def create_api_key(request: Request, principal: KeyManager, body: KeyCreate) -> Response:
     """Create a key for the organization, or for an account the caller reaches; the reply shows it whole, once."""
     with writing(request) as conn:
         created = accounts.create_key(conn, principal, body)
@@ -105,7 +107,7 @@ def create_api_key(request: Request, principal: KeyWriter, body: KeyCreate) -> R
 
 
 @router.get("/api_keys", response_model=list[ApiKeyOut])
-def list_api_keys(request: Request, principal: KeyWriter) -> Response:
+def list_api_keys(request: Request, principal: KeyLister) -> Response:
     """List the keys the caller reaches (masked), revoked ones included."""
     with reading(request) as conn:
         found = accounts.list_keys(conn, principal)
@@ -113,7 +115,7 @@ def list_api_keys(request: Request, principal: KeyWriter) -> Response:
 
 
 @router.delete("/api_keys/{key_id}", response_model=ApiKeyOut)
-def revoke_api_key(request: Request, principal: KeyWriter, key_id: uuid.UUID) -> Response:
+def revoke_api_key(request: Request, principal: KeyManager, key_id: uuid.UUID) -> Response:
     """Revoke a key; it is refused from the next request on."""
     with writing(request) as conn:
         key = accounts.revoke_key(conn, principal, key_id)
@@ -121,7 +123,7 @@ def revoke_api_key(request: Request, principal: KeyWriter, key_id: uuid.UUID) ->
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=201)
-def create_project(request: Request, principal: AccountsWriter, body: ProjectCreate) -> Response:
+def create_project(request: Request, principal: ProjectManager, body: ProjectCreate) -> Response:
     """Create a project; it may name the account its usage is billed to."""
     with writing(request) as conn:
         project = accounts.create_project(conn, principal, body)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from meterbook.accounts import access
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import Aggregate
@@ -37,7 +38,6 @@ from meterbook.errors import (
 
 __all__ = ["ERROR_RESPONSES", "TalkdeskError", "render_error", "router"]
 
-SCOPE: Final = "express-accounts-usage:read"
 DEFAULT_PER_PAGE: Final = 50
 MAX_PER_PAGE: Final = 250
 MAX_FILTER_LENGTH: Final = 1600
@@ -203,7 +203,7 @@ class TalkdeskMonthlyUsage(BaseModel):
 
 router = APIRouter(prefix="/express", tags=["talkdesk"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-Reader = Annotated[Principal, Depends(authorized(SCOPE))]
+Reader = Annotated[Principal, Depends(authorized(access.READ_MONTHLY_USAGE))]
 
 
 def _where(text: str | None) -> Expr | None:

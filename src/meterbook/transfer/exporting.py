@@ -18,7 +18,9 @@ from typing import Any, Literal, TextIO
 
 from sqlalchemy import Connection
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
+from meterbook.accounts.access import Action
 from meterbook.accounts.models import Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.db import Database
@@ -72,7 +74,7 @@ Rows = Callable[[Connection, Principal, Months], Iterable[Iterable[Any]]]
 
 @dataclass(frozen=True)
 class Export:
-    scope: str
+    action: Action
     columns: tuple[str, ...]
     rows: Rows
 
@@ -165,7 +167,7 @@ def _history(conn: Connection, principal: Principal, months: Months) -> Iterator
 
 EXPORTS: dict[ExportKind, Export] = {
     "invoices": Export(
-        "billing:read",
+        access.READ_BILLING,
         (
             "id",
             "number",
@@ -185,12 +187,12 @@ EXPORTS: dict[ExportKind, Export] = {
         _invoices,
     ),
     "payments": Export(
-        "billing:read",
+        access.READ_BILLING,
         ("id", "account_id", "date", "currency", "amount", "unapplied", "invoice_id", "reference", "created_at"),
         _payments,
     ),
     "usage": Export(
-        "usage:read",
+        access.READ_USAGE,
         (
             "id",
             "account_id",
@@ -211,7 +213,7 @@ EXPORTS: dict[ExportKind, Export] = {
         _usage,
     ),
     "history": Export(
-        "billing:read",
+        access.READ_BILLING,
         ("id", "occurred_at", "account_id", "account_name", "type", "action", "description", "amount", "currency"),
         _history,
     ),

@@ -22,7 +22,9 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
+from meterbook.accounts.access import authorize
 from meterbook.accounts.models import Account, Principal
 from meterbook.aggregates import service as aggregates
 from meterbook.api.routing import reading
@@ -36,10 +38,8 @@ from meterbook.payments import service as payments
 from meterbook.web import session
 from meterbook.web.render import SECURITY_HEADERS, STATIC_DIR, html, plain_decimal
 
-__all__ = ["CONSOLE_SCOPES", "install", "router"]
+__all__ = ["install", "router"]
 
-#: What a key needs to sign in: the pages read accounts, credits, usage and billing, and change nothing.
-CONSOLE_SCOPES = ("accounts:read", "billing:read", "usage:read")
 #: Credit transactions shown on an account's page (the API lists them all).
 RECENT_TRANSACTIONS = 10
 #: At this share of its limit a feature's bar turns to a warning.
@@ -179,13 +179,8 @@ def sign_in_form(
 def _check_key(request: Request, token: str) -> Principal:
     with reading(request) as conn:
         principal = accounts.authenticate(conn, token)
-    if principal.is_platform:
-        raise Forbidden("A platform key only creates organizations: sign in with an organization key.")
-    if principal.account_id is not None:
-        raise Forbidden("This is an account key: the console needs an organization key, which reaches every account.")
-    missing = [scope for scope in CONSOLE_SCOPES if not principal.has_scope(scope)]
-    if missing:
-        raise Forbidden(f"This key lacks the scope{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
+    for action in access.USE_CONSOLE:
+        authorize(principal, action)
     return principal
 
 
