@@ -8,7 +8,8 @@ The HTTP status here is the default a dialect uses; a dialect may choose its own
     │   ├── MissingApiKey                   no credentials at all
     │   ├── InvalidAuthorization            a header that is not ``Bearer <token>``, or an unknown or revoked key
     │   ├── MalformedApiKey                 a token that does not have the shape of a meterbook key
-    │   └── ExpiredApiKey                   a key past its ``expires_at``
+    │   ├── ExpiredApiKey                   a key past its ``expires_at``
+    │   └── SessionEnded                    a console session signed out of, or past its end
     ├── Forbidden                      403  the key is known but lacks the scope (or is a platform key)
     ├── LimitExceeded                  403  a feature limit would be exceeded
     ├── NotFound                       404  unknown, or outside the key's reach (the two look the same)
@@ -42,6 +43,7 @@ __all__ = [
     "MissingApiKey",
     "NotFound",
     "PayloadTooLarge",
+    "SessionEnded",
     "ValidationFailed",
     "field_errors_from_pydantic",
     "pydantic_message",
@@ -76,6 +78,11 @@ class MalformedApiKey(AuthenticationError):
 
 class ExpiredApiKey(AuthenticationError):
     def __init__(self, message: str = "The API key has expired.") -> None:
+        super().__init__(message)
+
+
+class SessionEnded(AuthenticationError):
+    def __init__(self, message: str = "The console session has ended: sign in again.") -> None:
         super().__init__(message)
 
 

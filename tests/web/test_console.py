@@ -6,6 +6,7 @@ checked against the API's answers for the same data.
 from __future__ import annotations
 
 import re
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -13,10 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from meterbook.app import create_app
 from meterbook.config import Settings
 from meterbook.db import Database
+from meterbook.db.tables import console_sessions
 from tests.billing import Billing, at, exact, months_ago
 from tests.conftest import Tenant, bearer
 from tests.helpers import each
@@ -111,7 +114,9 @@ class TestSigningIn:
         assert page.status_code == 200
         assert "Hooli" in page.text
 
-    def test_the_cookie_is_http_only_same_site_and_holds_no_secret(self, client: TestClient, tenant: Tenant) -> None:
+    def test_the_cookie_is_http_only_same_site_and_holds_no_secret(
+        self, client: TestClient, database: Database, tenant: Tenant
+    ) -> None:
         response = sign_in(client, tenant.key)
         cookie = set_cookie(response)
         name, _, rest = cookie.partition("=")
@@ -124,8 +129,14 @@ class TestSigningIn:
         secret = tenant.key.rsplit("_", 1)[1]
         assert secret not in value
         assert tenant.key not in value
+        # Not even the key's id: the cookie names a session row, which signing out ends.
         key_id = tenant.key.split("_")[1]
-        assert value.startswith(f"{key_id}.")
+        assert key_id not in value
+        session_id = value.split(".")[0]
+        with database.read() as conn:
+            stored = conn.execute(select(console_sessions).where(console_sessions.c.id == uuid.UUID(session_id))).one()
+        assert stored.key_id.hex == key_id
+        assert stored.ended_at is None
 
     def test_the_cookie_is_secure_over_https(self, settings: Settings, database: Database, tenant: Tenant) -> None:
         with TestClient(create_app(settings, database), base_url="https://testserver") as secure_client:
@@ -161,6 +172,26 @@ class TestSigningIn:
             assert redirected_to_sign_in(client.get("/ui/accounts", follow_redirects=False))
 
         each(cases, check)
+
+    def test_signing_out_ends_the_session_on_the_server(self, client: TestClient, tenant: Tenant) -> None:
+        """A copy of the cookie kept after sign-out (a shared machine, a stolen cookie) opens nothing."""
+        signed_in(client, tenant.key)
+        kept = client.cookies.get("meterbook_console")
+        assert client.get("/ui/accounts", follow_redirects=False).status_code == 200
+        client.post("/ui/sign-out", follow_redirects=False)
+        client.cookies.clear()
+        response = client.get("/ui/accounts", headers={"Cookie": f"meterbook_console={kept}"}, follow_redirects=False)
+        assert redirected_to_sign_in(response)["reason"] == ["expired"]
+        # Another sign-in of the same key is another session, which the first sign-out did not end.
+        signed_in(client, tenant.key)
+        assert client.get("/ui/accounts", follow_redirects=False).status_code == 200
+
+    def test_revoking_the_key_ends_its_sessions(self, client: TestClient, tenant: Tenant) -> None:
+        key = tenant.create_key(name="console")
+        signed_in(client, key["key"])
+        assert client.get("/ui/accounts", follow_redirects=False).status_code == 200
+        client.delete(f"/v1/api_keys/{key['id']}", headers=tenant.headers)
+        assert redirected_to_sign_in(client.get("/ui/accounts", follow_redirects=False))["reason"] == ["key"]
 
     def test_a_read_only_organization_key_is_enough(self, client: TestClient, tenant: Tenant) -> None:
         key = tenant.create_key(scopes=["accounts:read", "billing:read", "usage:read"])["key"]

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from meterbook.accounts.models import Account, ApiKey, Organization, Project
-from meterbook.db.tables import accounts, api_keys, organizations, projects
+from meterbook.db.tables import accounts, api_keys, console_sessions, organizations, projects
 
 __all__ = [
     "FoundKey",
     "archived_flags",
+    "delete_console_sessions_expired_before",
+    "end_console_session",
     "find_key",
     "find_organization_named",
     "get_account",
@@ -25,6 +27,7 @@ __all__ = [
     "get_organization",
     "get_project",
     "insert_account",
+    "insert_console_session",
     "insert_key",
     "insert_organization",
     "insert_project",
@@ -33,6 +36,7 @@ __all__ = [
     "list_organizations",
     "list_platform_keys",
     "list_projects",
+    "live_console_session_key",
     "lock_accounts",
     "oldest_top_level_account",
     "reachable_ids",
@@ -263,6 +267,33 @@ def revoke_key_and_descendants(conn: Connection, key_id: uuid.UUID, revoked_at: 
         .values(revoked_at=revoked_at)
     )
     return int(result.rowcount)
+
+
+def insert_console_session(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(console_sessions).values(**values))
+
+
+def live_console_session_key(conn: Connection, session_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
+    """The key a console session was opened with, if the session has neither ended nor expired."""
+    statement = select(console_sessions.c.key_id).where(
+        console_sessions.c.id == session_id,
+        console_sessions.c.ended_at.is_(None),
+        console_sessions.c.expires_at > now,
+    )
+    found: uuid.UUID | None = conn.execute(statement).scalar_one_or_none()
+    return found
+
+
+def end_console_session(conn: Connection, session_id: uuid.UUID, now: datetime) -> None:
+    conn.execute(
+        update(console_sessions)
+        .where(console_sessions.c.id == session_id, console_sessions.c.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+def delete_console_sessions_expired_before(conn: Connection, moment: datetime) -> None:
+    conn.execute(delete(console_sessions).where(console_sessions.c.expires_at < moment))
 
 
 def list_platform_keys(conn: Connection) -> list[ApiKey]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,6 +39,7 @@ from meterbook.errors import (
     InvalidAuthorization,
     MalformedApiKey,
     NotFound,
+    SessionEnded,
     ValidationFailed,
     field_errors_from_pydantic,
 )
@@ -59,18 +60,23 @@ __all__ = [
     "create_platform_key",
     "create_project",
     "current_account",
+    "end_console_session",
+    "expire_any_key",
     "get_account",
     "get_organization",
     "list_accounts",
     "list_keys",
     "list_organizations",
+    "list_platform_keys",
     "list_projects",
     "lock_accounts",
     "organization_accounts",
     "organization_named",
     "principal_for_session",
+    "revoke_any_key",
     "revoke_key",
     "search_accounts",
+    "start_console_session",
     "update_account",
 ]
 
@@ -612,12 +618,36 @@ def billing_account_for(
 # --- the console -----------------------------------------------------------------------------------
 
 
-def principal_for_session(conn: Connection, key_id: uuid.UUID) -> Principal:
-    """The principal of a key whose secret was proven earlier, at sign-in (the console's signed session).
+#: Ended and expired console sessions are kept this long (for an operator reading the table), then deleted.
+_ENDED_SESSIONS_KEPT = timedelta(days=30)
 
-    Only for a caller that holds its own proof of that sign-in: the key is checked as a bearer token
-    is, except for its secret, so a key revoked or expired since then ends the session at once.
+
+def start_console_session(conn: Connection, principal: Principal, lifetime: timedelta) -> tuple[uuid.UUID, datetime]:
+    """Open a console session for a key whose secret was just proven: its id and when it expires."""
+    now = utcnow()
+    session_id, expires_at = new_id(), now + lifetime
+    repository.delete_console_sessions_expired_before(conn, now - _ENDED_SESSIONS_KEPT)
+    repository.insert_console_session(
+        conn,
+        {"id": session_id, "key_id": principal.key_id, "created_at": now, "expires_at": expires_at, "ended_at": None},
+    )
+    return session_id, expires_at
+
+
+def end_console_session(conn: Connection, session_id: uuid.UUID) -> None:
+    """Sign out: the session ends on the server, so any copy of its cookie is refused from now on."""
+    repository.end_console_session(conn, session_id, utcnow())
+
+
+def principal_for_session(conn: Connection, session_id: uuid.UUID) -> Principal:
+    """The principal of a live console session: one that was opened with a proven key and has not ended.
+
+    Only for a caller that holds its own proof of that sign-in (the signed cookie): the key is checked
+    as a bearer token is, except for its secret, so a key revoked or expired since then ends the session.
     """
+    key_id = repository.live_console_session_key(conn, session_id, utcnow())
+    if key_id is None:
+        raise SessionEnded()
     found = repository.find_key(conn, key_id)
     if found is None:
         raise InvalidAuthorization(_UNKNOWN_KEY)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -27,9 +28,9 @@ from meterbook.accounts import service as accounts
 from meterbook.accounts.access import authorize
 from meterbook.accounts.models import Account, Principal
 from meterbook.aggregates import service as aggregates
-from meterbook.api.routing import reading
+from meterbook.api.routing import reading, writing
 from meterbook.config import Settings
-from meterbook.errors import AuthenticationError, ExpiredApiKey, Forbidden, NotFound
+from meterbook.errors import AuthenticationError, ExpiredApiKey, Forbidden, NotFound, SessionEnded
 from meterbook.features import service as features
 from meterbook.invoicing import service as invoicing
 from meterbook.kit.time import utcnow
@@ -126,11 +127,13 @@ def _principal(request: Request, conn: Connection) -> Principal:
     cookie = request.cookies.get(session.COOKIE)
     if not cookie:
         raise SignInRequired(next_path, None, had_cookie=False)
-    key_id = session.read(_secret(request), cookie, utcnow())
-    if key_id is None:
+    session_id = session.read(_secret(request), cookie, utcnow())
+    if session_id is None:
         raise SignInRequired(next_path, "expired", had_cookie=True)
     try:
-        principal = accounts.principal_for_session(conn, key_id)
+        principal = accounts.principal_for_session(conn, session_id)
+    except SessionEnded:
+        raise SignInRequired(next_path, "expired", had_cookie=True) from None
     except AuthenticationError:
         raise SignInRequired(next_path, "key", had_cookie=True) from None
     return principal
@@ -176,12 +179,13 @@ def sign_in_form(
     return _sign_in_page(request, _safe_next(next_path), message=_REASONS.get(reason or ""))
 
 
-def _check_key(request: Request, token: str) -> Principal:
-    with reading(request) as conn:
+def _open_session(request: Request, token: str) -> tuple[uuid.UUID, datetime]:
+    """Check the key as the console needs it, and open a session for it: the session's id and its end."""
+    with writing(request) as conn:
         principal = accounts.authenticate(conn, token)
-    for action in access.USE_CONSOLE:
-        authorize(principal, action)
-    return principal
+        for action in access.USE_CONSOLE:
+            authorize(principal, action)
+        return accounts.start_console_session(conn, principal, session.LIFETIME)
 
 
 @router.post("/sign-in")
@@ -194,7 +198,7 @@ async def sign_in(request: Request) -> Response:
     if not token:
         return _sign_in_page(request, next_path, error="Enter an organization key (mbk_…).", status=400)
     try:
-        principal = await run_in_threadpool(_check_key, request, token)
+        session_id, expires_at = await run_in_threadpool(_open_session, request, token)
     except ExpiredApiKey:
         return _sign_in_page(request, next_path, error="This key has expired.", status=401)
     except AuthenticationError:
@@ -206,7 +210,7 @@ async def sign_in(request: Request) -> Response:
     response = RedirectResponse(next_path, status_code=303, headers=SECURITY_HEADERS)
     response.set_cookie(
         session.COOKIE,
-        session.sign(_secret(request), principal.key_id, utcnow() + session.LIFETIME),
+        session.sign(_secret(request), session_id, expires_at),
         max_age=int(session.LIFETIME.total_seconds()),
         path="/ui",
         secure=_over_https(request),
@@ -229,6 +233,11 @@ def sign_out(request: Request) -> Response:
             },
             403,
         )
+    cookie = request.cookies.get(session.COOKIE)
+    session_id = session.read(_secret(request), cookie, utcnow()) if cookie else None
+    if session_id is not None:
+        with writing(request) as conn:
+            accounts.end_console_session(conn, session_id)
     response = _sign_in_redirect("/ui/accounts", "signed_out")
     response.delete_cookie(session.COOKIE, path="/ui", secure=_over_https(request), httponly=True, samesite="lax")
     return response

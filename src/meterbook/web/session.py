@@ -1,10 +1,11 @@
-"""The console's session cookie: which key signed in, until when, and the server's signature over both.
+"""The console's session cookie: which sign-in it belongs to, until when, and the server's signature over both.
 
-The cookie holds ``<key id>.<expiry>.<signature>``: the key's id (not secret: it is the first part of
-every key and the HTTP Basic user name) and a Unix expiry, signed with HMAC-SHA256 under the server's
-session secret. The key's secret is never in it. A valid signature proves that whoever holds the
-cookie signed in with that key's secret before the expiry; the key itself is checked again on every
-request (``accounts.principal_for_session``), so revoking or expiring it ends the session at once.
+The cookie holds ``<session id>.<expiry>.<signature>``: the id of the session's row (written at sign-in,
+``accounts.start_console_session``) and a Unix expiry, signed with HMAC-SHA256 under the server's session
+secret. No part of the key is in it. A valid signature proves that the server issued the cookie; the row
+then says whether the session still lives, and the key it was opened with is checked again on every
+request (``accounts.principal_for_session``): signing out ends the row, so a copy of the cookie kept
+after sign-out is worthless, and revoking or expiring the key ends the session at once.
 """
 
 from __future__ import annotations
@@ -30,19 +31,19 @@ def _signature(secret: bytes, payload: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def sign(secret: bytes, key_id: uuid.UUID, expires_at: datetime) -> str:
-    """The cookie value for a sign-in with ``key_id`` that lasts until ``expires_at``."""
-    payload = f"{key_id.hex}.{int(expires_at.timestamp())}"
+def sign(secret: bytes, session_id: uuid.UUID, expires_at: datetime) -> str:
+    """The cookie value for the session ``session_id``, which lasts until ``expires_at``."""
+    payload = f"{session_id.hex}.{int(expires_at.timestamp())}"
     return f"{payload}.{_signature(secret, payload)}"
 
 
 def read(secret: bytes, value: str, now: datetime) -> uuid.UUID | None:
-    """The key id a cookie value stands for, or None if it is malformed, forged, or expired."""
+    """The session id a cookie value stands for, or None if it is malformed, forged, or expired."""
     parts = value.split(".")
     if len(parts) != 3:
         return None
-    key_hex, expires_text, signature = parts
-    payload = f"{key_hex}.{expires_text}"
+    session_hex, expires_text, signature = parts
+    payload = f"{session_hex}.{expires_text}"
     try:
         expected = _signature(secret, payload)
     except UnicodeEncodeError:
@@ -50,10 +51,10 @@ def read(secret: bytes, value: str, now: datetime) -> uuid.UUID | None:
     if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii", "replace")):
         return None
     try:
-        key_id = uuid.UUID(hex=key_hex)
+        session_id = uuid.UUID(hex=session_hex)
         expires = int(expires_text)
     except (ValueError, binascii.Error):
         return None
     if expires <= now.timestamp():
         return None
-    return key_id
+    return session_id
