@@ -42,7 +42,7 @@ from meterbook.db.tables import (
     projects,
     usage_events,
 )
-from meterbook.errors import InvalidAuthorization
+from meterbook.errors import ExpiredApiKey, InvalidAuthorization
 from meterbook.features import service as features_service
 from meterbook.ledger import service as ledger
 
@@ -149,6 +149,71 @@ class TestKeysCreate:
         assert runner.invoke(app, ["migrate"]).exit_code == 0
         assert runner.invoke(app, ["keys", "create"]).exit_code != 0
         assert count(database, api_keys) == 0
+
+
+class TestPlatformKeys:
+    """Contract §4: platform keys can be listed, given an expiry and revoked from the CLI."""
+
+    def make(self, runner: CliRunner, *extra: str) -> str:
+        result = runner.invoke(app, ["keys", "create", "--platform", *extra])
+        assert result.exit_code == 0, result.output
+        return result.stdout.strip()
+
+    def test_listed_masked_with_their_dates(self, runner: CliRunner, database: Database) -> None:
+        first = self.make(runner, "--name", "ops")
+        second = self.make(runner, "--name", "ci", "--expires-at", "2099-01-01T00:00:00Z")
+        result = runner.invoke(app, ["keys", "list", "--platform"])
+        assert result.exit_code == 0, result.output
+        assert TOKEN.search(result.output) is None  # never the whole key again
+        rows = [line.split("\t") for line in result.output.splitlines() if "mbk_" in line]
+        assert [row[1] for row in rows] == ["ops", "ci"]
+        assert [row[0] for row in rows] == [str(authenticate(database, t).key_id) for t in (first, second)]
+        assert "2099-01-01T00:00:00Z" in result.output
+        assert first[-4:] in result.output
+
+    def test_an_empty_list_says_how_to_make_one(self, runner: CliRunner, database_file: Path) -> None:
+        result = runner.invoke(app, ["keys", "list", "--platform"])
+        assert result.exit_code == 0, result.output
+        assert "keys create --platform" in result.output
+
+    def test_revoked_at_once(self, runner: CliRunner, database: Database) -> None:
+        token = self.make(runner)
+        key_id = str(authenticate(database, token).key_id)
+        result = runner.invoke(app, ["keys", "revoke", key_id])
+        assert result.exit_code == 0, result.output
+        with pytest.raises(InvalidAuthorization):
+            authenticate(database, token)
+        listed = runner.invoke(app, ["keys", "list", "--platform"]).output.splitlines()
+        assert listed[1].split("\t")[5].startswith(str(datetime.now(UTC).year))
+
+    def test_given_an_expiry_and_expired_now(self, runner: CliRunner, database: Database) -> None:
+        token = self.make(runner)
+        key_id = str(authenticate(database, token).key_id)
+        result = runner.invoke(app, ["keys", "expire", key_id, "--at", "2098-05-01T12:00:00Z"])
+        assert result.exit_code == 0, result.output
+        assert authenticate(database, token).expires_at == datetime(2098, 5, 1, 12, tzinfo=UTC)
+        assert runner.invoke(app, ["keys", "expire", token, "--at", "now"]).exit_code == 0
+        with pytest.raises(ExpiredApiKey):
+            authenticate(database, token)
+
+    @pytest.mark.parametrize(
+        ("arguments", "words"),
+        [
+            (["keys", "revoke", "nope"], "is not a key id"),
+            (["keys", "revoke", str(uuid.uuid4())], "No API key with id"),
+            (["keys", "expire", str(uuid.uuid4()), "--at", "tomorrow"], "is not a date and time"),
+            (["keys", "create", "--platform", "--expires-at", "2001-01-01T00:00:00Z"], "must be in the future"),
+            (["keys", "list"], "only --platform keys are listed here"),
+        ],
+    )
+    def test_mistakes_are_told_without_a_traceback(
+        self, runner: CliRunner, database_file: Path, arguments: list[str], words: str
+    ) -> None:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, result.output
+        assert words in " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+        assert "Traceback" not in result.output
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
 
 
 class TestDemo:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -119,17 +121,103 @@ def keys_create(
         bool, typer.Option("--platform", help="A platform key, which may create organizations.")
     ] = False,
     name: Annotated[str | None, typer.Option(help="A name to recognise the key by.")] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option("--expires-at", help="When the key stops working, e.g. 2027-06-30T00:00:00Z (UTC if no offset)."),
+    ] = None,
 ) -> None:
     """Create a platform key and print it (it is shown only this once)."""
     if not platform:
         raise typer.BadParameter("only --platform keys are made here; other keys come from POST /v1/api_keys")
-    settings = Settings()
-    database = _database(settings)
-    migrate(database)
-    with database.write() as conn:
-        created = accounts.create_platform_key(conn, name)
-    database.dispose()
+    expiry = None if expires_at is None else _instant(expires_at, "--expires-at")
+    with _operator_database() as database, database.write() as conn:
+        created = accounts.create_platform_key(conn, name, expiry)
     typer.echo(created.token)
+
+
+def _instant(text: str, option: str) -> datetime:
+    """An RFC 3339 instant from the command line; ``now`` is now, and one without an offset is UTC."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date and time: write e.g. 2027-06-30T00:00:00Z", param_hint=option
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _key_id(text: str) -> uuid.UUID:
+    from meterbook.accounts.keys import parse_key, parse_key_id
+
+    parsed = parse_key(text.strip())
+    key_id = parsed.key_id if parsed is not None else parse_key_id(text.strip())
+    if key_id is None:
+        raise typer.BadParameter(
+            f"{text!r} is not a key id: give the id shown by 'meterbook keys list --platform' or by GET /v1/api_keys",
+            param_hint="KEY_ID",
+        )
+    return key_id
+
+
+@contextmanager
+def _operator_database() -> Iterator[Database]:
+    """The database, migrated, for a command that acts as the operator; a domain error is a usage error."""
+    from meterbook.errors import MeterbookError
+
+    database = _database(Settings())
+    try:
+        migrate(database)
+        yield database
+    except MeterbookError as error:
+        raise typer.BadParameter(error.message) from None
+    finally:
+        database.dispose()
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@keys_app.command("list")
+def keys_list(
+    platform: Annotated[bool, typer.Option("--platform", help="List the platform keys.")] = False,
+) -> None:
+    """List the platform keys: id, name, masked key, created, expires, revoked (secrets are never shown again)."""
+    if not platform:
+        raise typer.BadParameter("only --platform keys are listed here; other keys are listed by GET /v1/api_keys")
+    with _operator_database() as database, database.read() as conn:
+        found = accounts.list_platform_keys(conn)
+    if not found:
+        console.print("No platform keys: make one with 'meterbook keys create --platform'.")
+        return
+    # Tab-separated, one key a line and never cut to the terminal's width: ids are copied from it.
+    typer.echo("id\tname\tkey\tcreated\texpires\trevoked")
+    for key in found:
+        fields = (str(key.id), key.name or "", key.masked, _when(key.created_at), _when(key.expires_at))
+        typer.echo("\t".join((*fields, _when(key.revoked_at))))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (or the whole key).")]) -> None:
+    """Revoke a key at once, with every key it made (for any key; platform keys have no other way)."""
+    wanted = _key_id(key_id)
+    with _operator_database() as database, database.write() as conn:
+        key, revoked = accounts.revoke_any_key(conn, wanted)
+    console.print(f"Revoked key {key.id} ({key.name or key.masked}) and {revoked} key(s) it made.")
+
+
+@keys_app.command("expire")
+def keys_expire(
+    key_id: Annotated[str, typer.Argument(help="The key's id (or the whole key).")],
+    at: Annotated[str, typer.Option("--at", help="When it stops working: 'now' or e.g. 2027-06-30T00:00:00Z.")],
+) -> None:
+    """Make a key (and every key it made) stop working at a given time."""
+    wanted, moment = _key_id(key_id), _instant(at, "--at")
+    with _operator_database() as database, database.write() as conn:
+        key = accounts.expire_any_key(conn, wanted, moment)
+    console.print(f"Key {key.id} ({key.name or key.masked}) expires at {_when(moment)}, and so do the keys it made.")
 
 
 @app.command()

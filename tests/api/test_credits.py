@@ -197,12 +197,14 @@ class TestGrant:
 
         each(cases, check)
 
-    def test_the_same_id_for_another_account_is_a_conflict(self, ledger, tenant):
-        ledger.grant(50, id="g-1")
+    def test_the_same_id_for_another_account_is_another_grant(self, ledger, tenant):
+        """Grant ids are per account (invariant 1)."""
+        first = ledger.grant(50, id="g-1")
         other = Ledger(ledger.client, tenant, tenant.create_account(name="Other"))
-        assert_error(grant(ledger.client, ledger.key, other.id, 50, id="g-1"), 409, "CONFLICT")
-        assert other.balance == 0
-        assert other.transactions == []
+        second = other.grant(20, id="g-1")
+        assert second["id"] != first["id"]
+        assert (ledger.balance, other.balance) == (50, 20)
+        assert (ledger.transactions, other.transactions) == ([first], [second])
 
     def test_grant_ids_are_per_organization(self, ledger, other_tenant):
         ledger.grant(5, id="same")

@@ -1,7 +1,7 @@
 """Usage ingestion: ``POST /v1/events`` (CONTRACT §4; invariants 1, 2, 5 and 10).
 
 A batch of metered, credit and feature events is applied whole, each event id at most once per
-organization for ever, or not at all. Every test checks the reply and then the stored state, re-read
+account for ever, or not at all. Every test checks the reply and then the stored state, re-read
 through the API (balance, transactions, feature usage) and, for metered events, which have no view of
 their own yet, the ``usage_events`` table. Every test runs on SQLite and on PostgreSQL.
 """
@@ -364,11 +364,16 @@ class TestConflicts:
 
         each(cases, check)
 
-    def test_the_same_id_for_another_account_is_a_conflict(self, world):
+    def test_the_same_id_for_another_account_is_another_event(self, world):
+        """Event ids are per account (invariant 1)."""
         first = credit(world.aid, 3)
         world.ok([first])
+        again = {**first, "account_id": world.second["id"]}
+        assert world.ok([again]) == {"accepted": 1, "duplicates": 0}
+        assert world.ok([again, first]) == {"accepted": 0, "duplicates": 2}
+        assert (world.balance(), world.balance(world.second)) == (INITIAL_CREDITS - 3, INITIAL_CREDITS - 3)
         before = world.snapshot()
-        assert_error(world.post([{**first, "account_id": world.second["id"]}]), 409, "CONFLICT")
+        assert_error(world.post([{**again, "quantity": 4}]), 409, "CONFLICT")
         assert world.snapshot() == before
 
     def test_a_conflict_after_the_first_event_of_a_retry(self, world):

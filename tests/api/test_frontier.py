@@ -557,14 +557,20 @@ class TestIdempotency:
         assert_error(response, 409, ALREADY_EXISTS, sent["id"])
         state.assert_unchanged()
 
-    def test_the_same_id_on_another_account_is_already_exists(self, post, tenant, account):
+    def test_the_same_id_on_another_account_is_another_usage(self, post, tenant, account):
+        """Usage ids are per account (invariant 1): another account's use of an id neither blocks nor shows."""
         other = tenant.create_account(name="Other")
         grant(tenant, other["id"], 50)
         sent = usage(10)
         assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [sent]}))
-        response = post(USAGES, {"org_id": tenant.id, "billing_id": other["id"], "usages": [sent]})
-        assert_error(response, 409, ALREADY_EXISTS)
-        assert native_balance(tenant, other["id"]) == 50
+        assert_ok(post(USAGES, {"org_id": tenant.id, "billing_id": other["id"], "usages": [sent]}))
+        assert_ok(post(USAGES, {"org_id": tenant.id, "billing_id": other["id"], "usages": [sent]}))
+        assert native_balance(tenant, other["id"]) == 50 - 10
+        assert native_balance(tenant, account["id"]) == INITIAL_CREDITS - 10
+        state = State(tenant, other["id"])
+        response = post(USAGES, {"org_id": tenant.id, "billing_id": other["id"], "usages": [{**sent, "amount": 11}]})
+        assert_error(response, 409, ALREADY_EXISTS, sent["id"])
+        state.assert_unchanged()
 
     def test_an_id_twice_in_one_request(self, post, tenant, account):
         sent = usage(10)

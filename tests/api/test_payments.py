@@ -205,7 +205,6 @@ class TestIdempotency:
                 "date": {"date": "2024-01-01T00:00:00Z"},
                 "invoice": {"invoice_id": owed.invoices[1]["id"]},
                 "currency": {"currency": "EUR"},
-                "account": {"account": other_account},
             },
             check,
         )
@@ -213,36 +212,60 @@ class TestIdempotency:
         assert billing.payments(other_account) == []
         assert owed.state() == state
 
-    def test_one_id_sent_for_two_accounts_at_once_is_one_payment_and_a_conflict(self, billing, database):
-        """The second request waits on the first one's uncommitted row, then finds it: 409, never a 500."""
-        first, second = billing.account(name="First"), billing.account(name="Second")
-        inserted, outcome = threading.Event(), {}
+    def test_the_same_id_for_another_account_is_another_payment(self, billing, owed):
+        """Payment ids are per account (invariant 1)."""
+        first = owed.pay("30", id="pay-1")
+        other_account = billing.account(name="Other")
+        second = billing.paid(other_account, "7", id="pay-1")
+        assert (second["account_id"], second["amount"]) == (other_account["id"], 7)
+        assert owed.payments() == [first]
+        assert billing.payments(other_account) == [second]
+        assert_settled(billing)
 
-        def pay(account: dict[str, Any], hold: bool) -> None:
+    @staticmethod
+    def pay_at_once(billing: Billing, database: Any, payments: list[tuple[dict[str, Any], Decimal]]) -> list[Any]:
+        """Two requests with the id ``wire-7``: the second starts while the first holds its uncommitted row."""
+        inserted, outcome = threading.Event(), [None, None]
+
+        def pay(index: int, hold: bool) -> None:
+            account, amount = payments[index]
             try:
                 with database.write() as conn:
                     principal = authenticate(conn, billing.key)
-                    data = PaymentIn(id="wire-7", account_id=uuid.UUID(account["id"]), amount=Decimal(5))
-                    outcome[account["id"]] = invoicing.pay(conn, principal, data)[1]
+                    data = PaymentIn(id="wire-7", account_id=uuid.UUID(account["id"]), amount=amount)
+                    outcome[index] = invoicing.pay(conn, principal, data)[1]
                     if hold:
                         inserted.set()
                         time.sleep(0.5)  # the other request reaches its insert meanwhile
             except Conflict as error:
-                outcome[account["id"]] = error
+                outcome[index] = error
             finally:
                 inserted.set()
 
         threads = [
-            threading.Thread(target=pay, args=(first, True)),
-            threading.Thread(target=lambda: (inserted.wait(10), pay(second, False))),
+            threading.Thread(target=pay, args=(0, True)),
+            threading.Thread(target=lambda: (inserted.wait(10), pay(1, False))),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
-        assert outcome[first["id"]] is True
-        assert isinstance(outcome[second["id"]], Conflict), outcome
-        assert [p["account_id"] for p in billing.payments()] == [first["id"]]
+        return outcome
+
+    def test_one_id_sent_twice_for_one_account_at_once_is_one_payment_and_a_conflict(self, billing, database):
+        """The second request waits for the first one to commit, then finds its payment: 409, never a 500."""
+        account = billing.account(name="First")
+        outcome = self.pay_at_once(billing, database, [(account, Decimal(5)), (account, Decimal(6))])
+        assert outcome[0] is True
+        assert isinstance(outcome[1], Conflict), outcome
+        assert [(p["account_id"], p["amount"]) for p in billing.payments()] == [(account["id"], 5)]
+
+    def test_one_id_sent_for_two_accounts_at_once_is_two_payments(self, billing, database):
+        first, second = billing.account(name="First"), billing.account(name="Second")
+        outcome = self.pay_at_once(billing, database, [(first, Decimal(5)), (second, Decimal(6))])
+        assert outcome == [True, True]
+        paid = sorted((p["account_id"], p["id"], p["amount"]) for p in billing.payments())
+        assert paid == sorted([(first["id"], "wire-7", 5), (second["id"], "wire-7", 6)])
 
     def test_ids_are_per_organization(self, billing, owed, other_tenant):
         owed.pay("30", id="pay-1")

@@ -3,7 +3,8 @@
 Hypothesis builds a fresh organization per example (accounts, products whose prices have up to nine
 decimals, some with dated price changes), then sends random streams of metered events over four past
 months in random batches that mix new events, exact retries (duplicates, sometimes with the quantity
-written differently) and conflicting reuses of an id (409: the whole batch is refused). The test
+written differently), conflicting reuses of an id in its account (409: the whole batch is refused)
+and reuses of an id in another account (another event: ids are per account, invariant 1). The test
 keeps its own model of what the server must have accepted and checks, after the stream:
 
 * ``GET /v1/accounts/{id}/usage`` and the ``monthly_aggregates`` table equal a recomputation from the
@@ -278,13 +279,15 @@ class TestAggregatesEqualTheirRecomputation:
         )
         renderings = st.sampled_from(["number", "string", "padded-number", "padded-string"])
 
-        applied: dict[str, Content] = {}
+        applied: dict[tuple[str, str], Content] = {}  # by (account, id): ids are per account
         pool: list[Sent] = []  # every event sent so far, accepted or not: what retries and conflicts reuse
         for batch_number in range(data.draw(st.integers(1, 6), label="batches")):
             batch: list[Sent] = []
             for _ in range(data.draw(st.integers(1, 8), label="batch size")):
                 kind = data.draw(
-                    st.sampled_from(["new", "new", "same aggregate", "same aggregate", "retry", "conflict"])
+                    st.sampled_from(
+                        ["new", "new", "same aggregate", "same aggregate", "retry", "conflict", "other account"]
+                    )
                     if pool
                     else st.just("new")
                 )
@@ -300,22 +303,26 @@ class TestAggregatesEqualTheirRecomputation:
                     original = pool[data.draw(st.integers(0, len(pool) - 1), label="reused event")]
                     quantity = render_quantity(original.content.quantity, data.draw(renderings))
                     sent = Sent(original.id, original.content, {**original.payload, "quantity": quantity})
-                else:
+                elif kind == "conflict":
                     original = pool[data.draw(st.integers(0, len(pool) - 1), label="reused event")]
-                    content = data.draw(conflicting(original.content, account_ids))
+                    content = data.draw(conflicting(original.content))
+                    sent = Sent(original.id, content, payload_of(original.id, content, "number", explicit_null=False))
+                else:  # the id of an earlier event, in another account
+                    original = pool[data.draw(st.integers(0, len(pool) - 1), label="reused event")]
+                    others = [a for a in account_ids if a != original.content.account_id]
+                    account_id = data.draw(st.sampled_from(others), label="other account")
+                    content = Content(**{**vars(original.content), "account_id": account_id})
                     sent = Sent(original.id, content, payload_of(original.id, content, "number", explicit_null=False))
                 batch.append(sent)
                 pool.append(sent)
 
             # What the server must do with this batch.
-            in_batch: dict[str, Content] = {}
+            in_batch: dict[tuple[str, str], Content] = {}
             conflict = False
             for sent in batch:
-                first = in_batch.setdefault(sent.id, sent.content)
+                first = in_batch.setdefault((sent.content.account_id, sent.id), sent.content)
                 conflict |= first != sent.content
-            conflict |= any(
-                event_id in applied and applied[event_id] != content for event_id, content in in_batch.items()
-            )
+            conflict |= any(key in applied and applied[key] != content for key, content in in_batch.items())
             note(f"batch {batch_number} -> {'409' if conflict else 'applied'}: {describe(batch, account_ids)}")
 
             response = post(client, "/v1/events", key, [sent.payload for sent in batch])
@@ -325,7 +332,7 @@ class TestAggregatesEqualTheirRecomputation:
                 event("a batch refused for a conflicting id")
             else:
                 assert response.status_code == 200, response.text
-                new = {event_id: content for event_id, content in in_batch.items() if event_id not in applied}
+                new = {key: content for key, content in in_batch.items() if key not in applied}
                 assert response.json() == {"accepted": len(new), "duplicates": len(batch) - len(new)}
                 applied.update(new)
                 if len(new) < len(batch):
@@ -342,18 +349,15 @@ class TestAggregatesEqualTheirRecomputation:
 
 
 @st.composite
-def conflicting(draw: Any, content: Content, account_ids: list[str]) -> Content:
-    """The same id with other content: one field changed."""
-    change = draw(st.sampled_from(["quantity", "direction", "occurred_at", "account"]))
+def conflicting(draw: Any, content: Content) -> Content:
+    """The same id in the same account with other content: one field changed."""
+    change = draw(st.sampled_from(["quantity", "direction", "occurred_at"]))
     if change == "quantity":
         return Content(**{**vars(content), "quantity": content.quantity + NANO})
     if change == "direction":
         direction = draw(st.sampled_from([d for d in DIRECTIONS if d != content.direction]))
         return Content(**{**vars(content), "direction": direction})
-    if change == "occurred_at":
-        return Content(**{**vars(content), "occurred_at": content.occurred_at - timedelta(seconds=1)})
-    account_id = draw(st.sampled_from([a for a in account_ids if a != content.account_id]))
-    return Content(**{**vars(content), "account_id": account_id})
+    return Content(**{**vars(content), "occurred_at": content.occurred_at - timedelta(seconds=1)})
 
 
 def describe(batch: list[Sent], account_ids: list[str]) -> str:
@@ -370,7 +374,9 @@ def has_price_split(expected: dict[Key, tuple[Decimal, int]]) -> bool:
     return len(set(keys)) < len(keys)
 
 
-def recompute(applied: dict[str, Content], products: dict[str, ProductSpec]) -> dict[Key, tuple[Decimal, int]]:
+def recompute(
+    applied: dict[tuple[str, str], Content], products: dict[str, ProductSpec]
+) -> dict[Key, tuple[Decimal, int]]:
     """Units and event count per (account, product, UTC month, direction, price in force when it occurred)."""
     result: dict[Key, tuple[Decimal, int]] = {}
     for content in applied.values():

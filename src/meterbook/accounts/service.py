@@ -183,13 +183,16 @@ def _insert_key(
     return CreatedKey(key=ApiKey(**values), token=token)
 
 
-def create_platform_key(conn: Connection, name: str | None = None) -> CreatedKey:
+def create_platform_key(conn: Connection, name: str | None = None, expires_at: datetime | None = None) -> CreatedKey:
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed.field("expires_at", "must be in the future, e.g. 2030-01-01T00:00:00Z", "minimum")
     return _insert_key(
         conn,
         organization_id=None,
         account_id=None,
         scopes=frozenset({PLATFORM_SCOPE}),
         name=name or "platform",
+        expires_at=expires_at,
     )
 
 
@@ -287,12 +290,14 @@ def _any_key(conn: Connection, key_id: uuid.UUID) -> ApiKey:
 def revoke_any_key(conn: Connection, key_id: uuid.UUID) -> tuple[ApiKey, int]:
     """Revoke a key by id (the CLI's operator has the database, not a key), with the keys it made.
 
-    Returns the key and how many keys this revoked (0 when all of them were revoked already).
+    Returns the key and how many of the keys it made this revoked (those revoked before are not counted).
     """
     key = _any_key(conn, key_id)
     now = utcnow()
     revoked = repository.revoke_key_and_descendants(conn, key_id, now)
-    return (key if key.revoked_at is not None else replace(key, revoked_at=now)), revoked
+    if key.revoked_at is not None:
+        return key, revoked
+    return replace(key, revoked_at=now), revoked - 1
 
 
 def expire_any_key(conn: Connection, key_id: uuid.UUID, expires_at: datetime) -> ApiKey:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -217,9 +218,10 @@ feature_usage = Table(
 usage_events = Table(
     "usage_events",
     metadata,
-    Column("organization_id", Uuid, primary_key=True),
-    # The client's id: the idempotency key, unique per organization for ever.
-    Column("id", String(255), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    # The client's id: the idempotency key, unique per account for ever (contract invariant 1: ids are
+    # per account, so that no key learns of, or blocks, another account's ids; migration 0007).
+    Column("id", String(255), nullable=False),
     Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
     Column("kind", String(8), nullable=False),
     Column("product_id", String(100), nullable=True),
@@ -239,8 +241,9 @@ usage_events = Table(
     # How the event was rated when it arrived (events that name a product): what `verify` recomputes from.
     Column("aggregate_id", String(32), nullable=True),
     Column("unit_price", FixedDecimal(), nullable=True),
-    # No other index: nothing reads events but by id and `verify`'s full scan, and each index costs a
-    # random B-tree insertion per event (see migration 0004).
+    # No other index: nothing reads events but by (account, id) and `verify`'s full scan, and each index
+    # costs a random B-tree insertion per event (see migration 0004).
+    PrimaryKeyConstraint("account_id", "id"),
 )
 
 # --- aggregates ------------------------------------------------------------------------------------
@@ -288,7 +291,8 @@ credit_transactions = Table(
     Column("kind", String(8), nullable=False),
     # Always positive; the kind says which way it moves.
     Column("amount", BigInteger, nullable=False),
-    # "grant:<client id>" or "usage:<event id>": what makes a retry land on the same transaction.
+    # "grant:<client id>" or "usage:<event id>": what makes a retry land on the same transaction, unique
+    # per account (contract invariant 1).
     Column("idempotency_key", String(300), nullable=True),
     Column("reverts_id", Uuid, ForeignKey("credit_transactions.id"), nullable=True),
     Column("source", String(100), nullable=False),
@@ -297,7 +301,9 @@ credit_transactions = Table(
     Column("metadata", Text, nullable=True),
     Column("fingerprint", String(32), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
-    Index(None, "organization_id", "idempotency_key", unique=True),
+    # Key first: a revert finds a usage by its id alone among the accounts a key reaches (one index
+    # search, not one per account); the pair is what is unique.
+    Index(None, "idempotency_key", "account_id", unique=True),
     Index(None, "account_id", "created_at"),
     Index(None, "reverts_id"),
 )
@@ -385,9 +391,9 @@ invoice_lines = Table(
 payments = Table(
     "payments",
     metadata,
-    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
-    # The client's id (idempotency key), or a generated UUID.
-    Column("id", String(255), primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    # The client's id (idempotency key, unique per account), or a generated UUID.
+    Column("id", String(255), nullable=False),
     Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
     Column("amount", FixedDecimal(BILLED), nullable=False),
     Column("currency", String(3), nullable=False),
@@ -398,16 +404,23 @@ payments = Table(
     Column("unapplied", FixedDecimal(BILLED), nullable=False),
     Column("fingerprint", String(32), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
     Index(None, "account_id", "currency", "date"),
+    # An organization's payments, and those that still hold money (what each billing run looks for),
+    # without reading other organizations': what the primary key's prefix served before 0007.
+    Index(None, "organization_id", "unapplied"),
 )
 
 payment_allocations = Table(
     "payment_allocations",
     metadata,
-    Column("organization_id", Uuid, primary_key=True),
-    Column("payment_id", String(255), primary_key=True),
-    Column("invoice_id", Uuid, ForeignKey("invoices.id"), primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    # The payment is (account_id, payment_id): payment ids are per account.
+    Column("payment_id", String(255), nullable=False),
+    Column("invoice_id", Uuid, ForeignKey("invoices.id"), nullable=False),
     Column("amount", FixedDecimal(BILLED), nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    PrimaryKeyConstraint("account_id", "payment_id", "invoice_id"),
     Index(None, "invoice_id"),
 )
 

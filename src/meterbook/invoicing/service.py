@@ -325,7 +325,7 @@ def void(conn: Connection, principal: Principal, invoice_id: uuid.UUID) -> Invoi
     if invoice.status == "paid":
         raise Conflict(f"Invoice {invoice.number} is paid; a paid invoice cannot be voided.")
     now = utcnow()
-    payments.release_invoice(conn, organization_id, invoice.id)
+    payments.release_invoice(conn, invoice.id)
     repository.update_invoice(conn, invoice.id, status="void", voided_at=now, amount_paid=Decimal(0))
     account = resolve_account(conn, principal, invoice.account_id)
     repository.insert_history(
@@ -392,7 +392,9 @@ def pay(conn: Connection, principal: Principal, data: PaymentIn) -> tuple[Paymen
         [
             (
                 HistoryItem(
-                    id=history_id("payment", str(organization_id), payment.id),
+                    # With the account: payment ids are per account. Items stored before (migration
+                    # 0007) keep the id they were given, derived from (organization, payment id).
+                    id=history_id("payment", str(organization_id), str(account.id), payment.id),
                     account_id=account.id,
                     account_name=account.name,
                     type="payment",
@@ -408,7 +410,7 @@ def pay(conn: Connection, principal: Principal, data: PaymentIn) -> tuple[Paymen
         ],
     )
     settle(conn, organization_id, account.id, currency, first=named.id if named is not None else None)
-    return payments.find(conn, organization_id, payment.id) or payment, True
+    return payments.find(conn, account.id, payment.id) or payment, True
 
 
 def settle(

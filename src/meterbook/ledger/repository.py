@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
+from meterbook.accounts.repository import reachable_ids
 from meterbook.db.bulk import insert_rows
 from meterbook.db.tables import accounts, credit_balances, credit_transactions, ledger_entries
 from meterbook.db.upsert import insert_for
@@ -26,6 +27,7 @@ __all__ = [
     "reverted_amount",
     "set_balances",
     "transaction_by_key",
+    "transactions_by_key",
 ]
 
 
@@ -167,21 +169,44 @@ def get_balance(conn: Connection, account_id: uuid.UUID) -> Balance:
     )
 
 
-def transaction_by_key(conn: Connection, organization_id: uuid.UUID, key: str) -> tuple[Transaction, str | None] | None:
+def transaction_by_key(conn: Connection, account_id: uuid.UUID, key: str) -> tuple[Transaction, str | None] | None:
+    """The account's transaction with this idempotency key (unique per account), and its fingerprint."""
     row = conn.execute(
         select(credit_transactions).where(
-            credit_transactions.c.organization_id == organization_id, credit_transactions.c.idempotency_key == key
+            credit_transactions.c.idempotency_key == key, credit_transactions.c.account_id == account_id
         )
     ).first()
     return None if row is None else (_transaction(row), row.fingerprint)
 
 
-def find_transaction(conn: Connection, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> Transaction | None:
-    row = conn.execute(
-        select(credit_transactions).where(
-            credit_transactions.c.organization_id == organization_id, credit_transactions.c.id == transaction_id
-        )
-    ).first()
+def transactions_by_key(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, key: str, account_id: uuid.UUID | None
+) -> list[Transaction]:
+    """The transactions with this idempotency key in the accounts a key reaches (or in one of them).
+
+    One search of the (idempotency_key, account_id) index, whatever the number of accounts.
+    """
+    statement = select(credit_transactions).where(
+        credit_transactions.c.idempotency_key == key,
+        credit_transactions.c.organization_id == organization_id,
+    )
+    if path_prefix is not None:
+        statement = statement.where(credit_transactions.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
+    if account_id is not None:
+        statement = statement.where(credit_transactions.c.account_id == account_id)
+    return [_transaction(row) for row in conn.execute(statement.order_by(credit_transactions.c.account_id))]
+
+
+def find_transaction(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, transaction_id: uuid.UUID
+) -> Transaction | None:
+    """The transaction, if it is on an account the key reaches."""
+    statement = select(credit_transactions).where(
+        credit_transactions.c.organization_id == organization_id, credit_transactions.c.id == transaction_id
+    )
+    if path_prefix is not None:
+        statement = statement.where(credit_transactions.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
+    row = conn.execute(statement).first()
     return None if row is None else _transaction(row)
 
 

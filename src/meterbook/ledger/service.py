@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from meterbook.accounts.models import Principal
-from meterbook.accounts.reach import require_organization, resolve_account
+from meterbook.accounts.reach import resolve_account, within
 from meterbook.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
 from meterbook.kit.fingerprint import fingerprint
 from meterbook.kit.ids import new_id
@@ -27,7 +27,7 @@ def grant(conn: Connection, principal: Principal, account_id: uuid.UUID, data: C
     account = resolve_account(conn, principal, account_id)
     key = f"grant:{data.id}"
     digest = fingerprint({"account_id": str(account.id), **data.model_dump(mode="json")})
-    existing = repository.transaction_by_key(conn, account.organization_id, key)
+    existing = repository.transaction_by_key(conn, account.id, key)
     if existing is not None:
         transaction, stored_digest = existing
         if stored_digest != digest:
@@ -103,21 +103,25 @@ def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[U
 def revert(
     conn: Connection, principal: Principal, account_id: uuid.UUID | None, usage_id: str, amount: int
 ) -> Transaction:
-    """Give back up to what a usage debited, in one or several partial reverts."""
-    organization_id = require_organization(principal)
-    found = repository.transaction_by_key(conn, organization_id, f"usage:{usage_id}")
-    if found is None:
-        if _is_revert(conn, organization_id, usage_id):
+    """Give back up to what a usage debited, in one or several partial reverts.
+
+    Usage ids are per account: the usage is looked up among the accounts the key reaches, in
+    ``account_id`` alone if it is given. An id that two of those accounts used needs ``account_id``.
+    """
+    organization_id, path_prefix = within(principal)
+    found = repository.transactions_by_key(conn, organization_id, path_prefix, f"usage:{usage_id}", account_id)
+    if not found:
+        if _is_revert(conn, organization_id, path_prefix, account_id, usage_id):
             raise Conflict(f"Transaction {usage_id} is a revert; a revert cannot be reverted.")
+        if account_id is not None:
+            raise NotFound(f"No credit usage with id {usage_id} was found for account {account_id}.")
         raise NotFound(f"No credit usage with id {usage_id} was found.")
-    usage, _ = found
-    # The usage's account must be one the key reaches, and the one named, if one is.
-    try:
-        account = resolve_account(conn, principal, usage.account_id)
-    except NotFound:
-        raise NotFound(f"No credit usage with id {usage_id} was found.") from None
-    if account_id is not None and account_id != account.id:
-        raise NotFound(f"No credit usage with id {usage_id} was found for account {account_id}.")
+    if len(found) > 1:
+        raise InvalidInput(
+            f"Usage id {usage_id} was used by {len(found)} accounts: name the billing account of the usage "
+            "to revert (billing_id)."
+        )
+    (usage,) = found
     if amount <= 0:
         raise InvalidInput("The amount to revert must be greater than zero.")
     repository.lock_transaction(conn, usage.id)
@@ -129,7 +133,7 @@ def revert(
     now = utcnow()
     transaction = Transaction(
         id=new_id(),
-        account_id=account.id,
+        account_id=usage.account_id,
         kind="revert",
         amount=amount,
         idempotency_key=None,
@@ -141,17 +145,24 @@ def revert(
         created_at=now,
     )
     repository.insert_transactions(conn, organization_id, [transaction], [None])
-    repository.add_to_balance(conn, account.id, amount, now)
+    repository.add_to_balance(conn, usage.account_id, amount, now)
     return transaction
 
 
-def _is_revert(conn: Connection, organization_id: uuid.UUID, text: str) -> bool:
+def _is_revert(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, account_id: uuid.UUID | None, text: str
+) -> bool:
+    """Whether ``text`` is the id of a revert on an account the key reaches (and the one named, if one is)."""
     try:
         transaction_id = uuid.UUID(text)
     except ValueError:
         return False
-    transaction = repository.find_transaction(conn, organization_id, transaction_id)
-    return transaction is not None and transaction.kind == "revert"
+    transaction = repository.find_transaction(conn, organization_id, path_prefix, transaction_id)
+    return (
+        transaction is not None
+        and transaction.kind == "revert"
+        and (account_id is None or transaction.account_id == account_id)
+    )
 
 
 def balance(conn: Connection, principal: Principal, account_id: uuid.UUID) -> Balance:

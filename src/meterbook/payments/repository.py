@@ -32,25 +32,18 @@ def _payment(row: Any, allocations: Sequence[Allocation] = ()) -> Payment:
     return Payment(**values, allocations=tuple(allocations))
 
 
-def _allocations_by_payment(
-    conn: Connection, organization_id: uuid.UUID, payment_ids: Iterable[str]
-) -> dict[str, list[Allocation]]:
-    found: dict[str, list[Allocation]] = {}
-    wanted = list(payment_ids)
-    if not wanted:
-        return found
-    statement = (
-        select(payment_allocations)
-        .where(payment_allocations.c.organization_id == organization_id, payment_allocations.c.payment_id.in_(wanted))
-        .order_by(payment_allocations.c.payment_id, payment_allocations.c.invoice_id)
-    )
-    for row in conn.execute(statement):
-        found.setdefault(row.payment_id, []).append(Allocation(invoice_id=row.invoice_id, amount=row.amount))
+def _allocations(rows: Iterable[Any]) -> dict[tuple[uuid.UUID, str], list[Allocation]]:
+    """Allocation rows by their payment's (account, id), in the order given."""
+    found: dict[tuple[uuid.UUID, str], list[Allocation]] = {}
+    for row in rows:
+        found.setdefault((row.account_id, row.payment_id), []).append(
+            Allocation(invoice_id=row.invoice_id, amount=row.amount)
+        )
     return found
 
 
 def insert_payment(conn: Connection, payment: Payment, fingerprint: str) -> bool:
-    """Store the payment unless its id is taken in its organization; False when it was (nothing written).
+    """Store the payment unless its account has used its id; False when it had (nothing written).
 
     ``ON CONFLICT DO NOTHING``: a concurrent request that stored the same id first (and committed) makes
     this one a retry or a conflict for the caller to tell apart, never a unique-key error.
@@ -70,33 +63,49 @@ def insert_payment(conn: Connection, payment: Payment, fingerprint: str) -> bool
             fingerprint=fingerprint,
             created_at=payment.created_at,
         )
-        .on_conflict_do_nothing(index_elements=["organization_id", "id"])
+        .on_conflict_do_nothing(index_elements=["account_id", "id"])
         .returning(payments.c.id)
     )
     return conn.execute(statement).first() is not None
 
 
-def find_payment(conn: Connection, organization_id: uuid.UUID, payment_id: str) -> tuple[Payment, str] | None:
-    row = conn.execute(
-        select(payments).where(payments.c.organization_id == organization_id, payments.c.id == payment_id)
-    ).first()
+def find_payment(conn: Connection, account_id: uuid.UUID, payment_id: str) -> tuple[Payment, str] | None:
+    """The account's payment with this id (ids are per account), and its fingerprint."""
+    row = conn.execute(select(payments).where(payments.c.account_id == account_id, payments.c.id == payment_id)).first()
     if row is None:
         return None
-    allocations = _allocations_by_payment(conn, organization_id, [payment_id]).get(payment_id, [])
-    return _payment(row, allocations), row.fingerprint
+    allocated = conn.execute(
+        select(payment_allocations)
+        .where(payment_allocations.c.account_id == account_id, payment_allocations.c.payment_id == payment_id)
+        .order_by(payment_allocations.c.invoice_id)
+    )
+    return _payment(row, _allocations(allocated).get((account_id, payment_id), [])), row.fingerprint
 
 
 def list_payments(
     conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, account_id: uuid.UUID | None
 ) -> list[Payment]:
-    statement = select(payments).where(payments.c.organization_id == organization_id)
+    among = payments.c.organization_id == organization_id
     if path_prefix is not None:
-        statement = statement.where(payments.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
+        among &= payments.c.account_id.in_(reachable_ids(organization_id, path_prefix))
     if account_id is not None:
-        statement = statement.where(payments.c.account_id == account_id)
-    rows = list(conn.execute(statement.order_by(payments.c.date, payments.c.created_at, payments.c.id)))
-    allocations = _allocations_by_payment(conn, organization_id, (row.id for row in rows))
-    return [_payment(row, allocations.get(row.id, [])) for row in rows]
+        among &= payments.c.account_id == account_id
+    rows = list(
+        conn.execute(select(payments).where(among).order_by(payments.c.date, payments.c.created_at, payments.c.id))
+    )
+    # The allocations of those payments: the same filter, each payment's found by its key (account, id).
+    allocated = (
+        select(payment_allocations)
+        .join(
+            payments,
+            (payments.c.account_id == payment_allocations.c.account_id)
+            & (payments.c.id == payment_allocations.c.payment_id),
+        )
+        .where(among)
+        .order_by(payment_allocations.c.account_id, payment_allocations.c.payment_id, payment_allocations.c.invoice_id)
+    )
+    allocations = _allocations(conn.execute(allocated))
+    return [_payment(row, allocations.get((row.account_id, row.id), [])) for row in rows]
 
 
 def open_credit(conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, currency: str) -> list[Payment]:
@@ -125,48 +134,56 @@ def owners_of_open_credit(conn: Connection, organization_id: uuid.UUID) -> set[t
     return {(row.account_id, row.currency) for row in conn.execute(statement)}
 
 
-def set_unapplied(conn: Connection, organization_id: uuid.UUID, changes: Iterable[tuple[str, Decimal]]) -> None:
-    for payment_id, unapplied in changes:
+def set_unapplied(conn: Connection, changes: Iterable[tuple[uuid.UUID, str, Decimal]]) -> None:
+    """Set what each payment, (account, id), holds unapplied."""
+    for account_id, payment_id, unapplied in changes:
         conn.execute(
             update(payments)
-            .where(payments.c.organization_id == organization_id, payments.c.id == payment_id)
+            .where(payments.c.account_id == account_id, payments.c.id == payment_id)
             .values(unapplied=unapplied)
         )
 
 
 def add_allocations(
-    conn: Connection, organization_id: uuid.UUID, allocations: Sequence[tuple[str, uuid.UUID, Decimal]]
+    conn: Connection, organization_id: uuid.UUID, allocations: Sequence[tuple[uuid.UUID, str, uuid.UUID, Decimal]]
 ) -> None:
-    """Record (payment, invoice, amount) applications; a payment applied to an invoice again adds to its share."""
+    """Record (account, payment, invoice, amount) applications; a payment applied to an invoice again adds to it."""
     if not allocations:
         return
     statement = insert_for(conn, payment_allocations)
     statement = statement.on_conflict_do_update(
-        index_elements=["organization_id", "payment_id", "invoice_id"],
+        index_elements=["account_id", "payment_id", "invoice_id"],
         set_={"amount": payment_allocations.c.amount + statement.excluded.amount},
     )
     conn.execute(
         statement,
         [
-            {"organization_id": organization_id, "payment_id": payment_id, "invoice_id": invoice_id, "amount": amount}
-            for payment_id, invoice_id, amount in allocations
+            {
+                "organization_id": organization_id,
+                "account_id": account_id,
+                "payment_id": payment_id,
+                "invoice_id": invoice_id,
+                "amount": amount,
+            }
+            for account_id, payment_id, invoice_id, amount in allocations
         ],
     )
 
 
-def allocations_of_invoice(conn: Connection, invoice_id: uuid.UUID) -> list[tuple[str, Decimal]]:
-    statement = select(payment_allocations.c.payment_id, payment_allocations.c.amount).where(
-        payment_allocations.c.invoice_id == invoice_id
-    )
-    return [(row.payment_id, row.amount) for row in conn.execute(statement)]
+def allocations_of_invoice(conn: Connection, invoice_id: uuid.UUID) -> list[tuple[uuid.UUID, str, Decimal]]:
+    """(account, payment, amount) of each payment's share of the invoice."""
+    statement = select(
+        payment_allocations.c.account_id, payment_allocations.c.payment_id, payment_allocations.c.amount
+    ).where(payment_allocations.c.invoice_id == invoice_id)
+    return [(row.account_id, row.payment_id, row.amount) for row in conn.execute(statement)]
 
 
-def release_invoice(conn: Connection, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+def release_invoice(conn: Connection, invoice_id: uuid.UUID) -> None:
     """Give every share of a voided invoice back to the payment it came from."""
-    for payment_id, amount in allocations_of_invoice(conn, invoice_id):
+    for account_id, payment_id, amount in allocations_of_invoice(conn, invoice_id):
         conn.execute(
             update(payments)
-            .where(payments.c.organization_id == organization_id, payments.c.id == payment_id)
+            .where(payments.c.account_id == account_id, payments.c.id == payment_id)
             .values(unapplied=payments.c.unapplied + amount)
         )
     conn.execute(delete(payment_allocations).where(payment_allocations.c.invoice_id == invoice_id))

@@ -65,7 +65,7 @@ def record(conn: Connection, account: Account, data: PaymentIn, currency: str, n
         }
     )
     if data.id is not None:
-        existing = _recorded(conn, account.organization_id, payment_id, digest)
+        existing = _recorded(conn, account.id, payment_id, digest)
         if existing is not None:
             return existing, False
     payment = Payment(
@@ -81,18 +81,18 @@ def record(conn: Connection, account: Account, data: PaymentIn, currency: str, n
         created_at=now,
     )
     if not repository.insert_payment(conn, payment, digest):
-        # A concurrent request recorded this id first (for another account: this one's lock did not
-        # keep it out); it has committed, so this is a retry of it or a conflict with it.
-        existing = _recorded(conn, account.organization_id, payment_id, digest)
+        # A concurrent request recorded this id for this account first (one that did not take the
+        # account's lock); it has committed, so this is a retry of it or a conflict with it.
+        existing = _recorded(conn, account.id, payment_id, digest)
         if existing is None:
             raise AssertionError(f"payment {payment_id!r} is neither new nor recorded")
         return existing, False
     return payment, True
 
 
-def _recorded(conn: Connection, organization_id: uuid.UUID, payment_id: str, digest: str) -> Payment | None:
-    """The payment already recorded under this id, if its content is the same; a conflict if it is not."""
-    existing = repository.find_payment(conn, organization_id, payment_id)
+def _recorded(conn: Connection, account_id: uuid.UUID, payment_id: str, digest: str) -> Payment | None:
+    """The account's payment already recorded under this id, if its content is the same; a conflict if it is not."""
+    existing = repository.find_payment(conn, account_id, payment_id)
     if existing is None:
         return None
     payment, stored_digest = existing
@@ -101,8 +101,9 @@ def _recorded(conn: Connection, organization_id: uuid.UUID, payment_id: str, dig
     return payment
 
 
-def find(conn: Connection, organization_id: uuid.UUID, payment_id: str) -> Payment | None:
-    found = repository.find_payment(conn, organization_id, payment_id)
+def find(conn: Connection, account_id: uuid.UUID, payment_id: str) -> Payment | None:
+    """The account's payment with this id: payment ids are per account (contract invariant 1)."""
+    found = repository.find_payment(conn, account_id, payment_id)
     return None if found is None else found[0]
 
 
@@ -128,18 +129,23 @@ def apply(
     applications: Sequence[tuple[Payment, uuid.UUID, Decimal]],
 ) -> None:
     """Move money from payments to invoices: each (payment, invoice, amount) takes from what the payment holds."""
-    remaining: dict[str, Decimal] = {}
+    remaining: dict[tuple[uuid.UUID, str], Decimal] = {}
     for payment, _invoice_id, amount in applications:
-        left = remaining.get(payment.id, payment.unapplied) - amount
+        key = (payment.account_id, payment.id)
+        left = remaining.get(key, payment.unapplied) - amount
         if left < 0:
             raise AssertionError(f"payment {payment.id} would be applied beyond its amount")
-        remaining[payment.id] = left
+        remaining[key] = left
     repository.add_allocations(
-        conn, organization_id, [(payment.id, invoice_id, amount) for payment, invoice_id, amount in applications]
+        conn,
+        organization_id,
+        [(payment.account_id, payment.id, invoice_id, amount) for payment, invoice_id, amount in applications],
     )
-    repository.set_unapplied(conn, organization_id, remaining.items())
+    repository.set_unapplied(
+        conn, [(account_id, payment_id, left) for (account_id, payment_id), left in remaining.items()]
+    )
 
 
-def release_invoice(conn: Connection, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+def release_invoice(conn: Connection, invoice_id: uuid.UUID) -> None:
     """A voided invoice gives what payments covered of it back to them, unapplied again."""
-    repository.release_invoice(conn, organization_id, invoice_id)
+    repository.release_invoice(conn, invoice_id)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, String, Uuid, text
 
 from meterbook.db.bulk import insert_rows
 from meterbook.db.tables import usage_events
 from meterbook.kit.money import to_scaled
 
-__all__ = ["EVENT_COLUMNS", "fingerprints_of", "insert_new_events"]
+__all__ = ["EVENT_COLUMNS", "EventKey", "fingerprints_of", "insert_new_events"]
 
 
 #: (column, PostgreSQL array type) in table order, for the one-statement insert below.
@@ -42,54 +43,69 @@ _PG_COLUMNS = (
 _PG_INSERT = text(
     f"INSERT INTO usage_events ({', '.join(name for name, _ in _PG_COLUMNS)}) "  # noqa: S608
     f"SELECT * FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _PG_COLUMNS)}) "
-    "ON CONFLICT (organization_id, id) DO NOTHING RETURNING id"
-)
+    "ON CONFLICT (account_id, id) DO NOTHING RETURNING account_id, id"
+).columns(account_id=Uuid, id=String)
 
 
 #: The order of the values of each row given to :func:`insert_new_events`.
 EVENT_COLUMNS = tuple(name for name, _ in _PG_COLUMNS)
+_ACCOUNT, _ID = EVENT_COLUMNS.index("account_id"), EVENT_COLUMNS.index("id")
+
+#: An event's idempotency key: its id is unique per account (contract invariant 1).
+EventKey = tuple[uuid.UUID, str]
 
 
-def _insert_new_events_postgresql(conn: Connection, rows: Sequence[Sequence[Any]]) -> set[str]:
+def _insert_new_events_postgresql(conn: Connection, rows: Sequence[Sequence[Any]]) -> set[EventKey]:
     columns = {name: list(values) for name, values in zip(EVENT_COLUMNS, zip(*rows, strict=True), strict=True)}
     # The column types' conversions, done here because the arrays bypass them.
     columns["unit_price"] = [None if price is None else to_scaled(price) for price in columns["unit_price"]]
-    return set(conn.execute(_PG_INSERT, columns).scalars())
+    return {(row.account_id, row.id) for row in conn.execute(_PG_INSERT, columns)}
 
 
-def _insert_new_events_sqlite(conn: Connection, organization_id: uuid.UUID, rows: Sequence[Sequence[Any]]) -> set[str]:
-    # SQLite has one writer, and this transaction holds it: the ids not stored now cannot be stored by
+def _insert_new_events_sqlite(conn: Connection, rows: Sequence[Sequence[Any]]) -> set[EventKey]:
+    # SQLite has one writer, and this transaction holds it: the keys not stored now cannot be stored by
     # anyone else before it commits, so a plain insert of those is exactly-once without ON CONFLICT.
-    stored = fingerprints_of(conn, organization_id, (row[1] for row in rows))
-    new_rows = [row for row in rows if row[1] not in stored]
+    stored = fingerprints_of(conn, [(row[_ACCOUNT], row[_ID]) for row in rows])
+    new_rows = [row for row in rows if (row[_ACCOUNT], row[_ID]) not in stored]
     insert_rows(conn, usage_events, EVENT_COLUMNS, new_rows)
-    return {row[1] for row in new_rows}
+    return {(row[_ACCOUNT], row[_ID]) for row in new_rows}
 
 
-def insert_new_events(conn: Connection, organization_id: uuid.UUID, rows: Sequence[Sequence[Any]]) -> set[str]:
-    """Insert the events whose id the organization has not used yet; the ids actually inserted.
+def insert_new_events(conn: Connection, rows: Sequence[Sequence[Any]]) -> set[EventKey]:
+    """Insert the events whose id their account has not used yet; the (account, id) of those inserted.
 
-    Each row holds the values of :data:`EVENT_COLUMNS` in that order, for events of ``organization_id``
-    with distinct ids.
+    Each row holds the values of :data:`EVENT_COLUMNS` in that order, with distinct (account, id).
     """
     if not rows:
         return set()
     if conn.dialect.name == "postgresql":
         return _insert_new_events_postgresql(conn, rows)
-    return _insert_new_events_sqlite(conn, organization_id, rows)
+    return _insert_new_events_sqlite(conn, rows)
 
 
-_FINGERPRINTS = select(usage_events.c.id, usage_events.c.fingerprint).where(
-    usage_events.c.organization_id == bindparam("organization_id"),
-    usage_events.c.id.in_(bindparam("ids", expanding=True)),
-)
+# One statement text whatever the number of keys, each key a search of the primary key (account_id, id):
+# on PostgreSQL the keys come as two arrays, on SQLite as one JSON array of [account hex, id] pairs. A row
+# value list, ``(account_id, id) IN (VALUES ...)``, made SQLite scan the whole table.
+_PG_FINGERPRINTS = text(
+    "SELECT e.account_id, e.id, e.fingerprint FROM unnest(CAST(:account_ids AS uuid[]), CAST(:ids AS text[]))"
+    " AS k(account_id, id) JOIN usage_events AS e ON e.account_id = k.account_id AND e.id = k.id"
+).columns(account_id=Uuid, id=String, fingerprint=String)
+# CROSS JOIN: SQLite keeps the keys as the outer loop.
+_SQLITE_FINGERPRINTS = text(
+    "SELECT e.account_id, e.id, e.fingerprint FROM json_each(:keys) AS k CROSS JOIN usage_events AS e"
+    " ON e.account_id = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')"
+).columns(account_id=Uuid, id=String, fingerprint=String)
 
 
-def fingerprints_of(conn: Connection, organization_id: uuid.UUID, ids: Iterable[str]) -> dict[str, str]:
-    wanted = list(ids)
-    found: dict[str, str] = {}
-    # Bounded IN lists: SQLite allows at most 32766 parameters per statement.
-    for start in range(0, len(wanted), 5000):
-        rows = conn.execute(_FINGERPRINTS, {"organization_id": organization_id, "ids": wanted[start : start + 5000]})
-        found.update({row.id: row.fingerprint for row in rows})
-    return found
+def fingerprints_of(conn: Connection, keys: Iterable[EventKey]) -> dict[EventKey, str]:
+    """The stored fingerprint of each event among ``keys`` (account, id) that exists, in one statement."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    if conn.dialect.name == "postgresql":
+        parameters = {"account_ids": [key[0] for key in wanted], "ids": [key[1] for key in wanted]}
+        found = conn.execute(_PG_FINGERPRINTS, parameters)
+    else:
+        # As the column stores a UUID on SQLite: 32 hex digits.
+        found = conn.execute(_SQLITE_FINGERPRINTS, {"keys": json.dumps([[key[0].hex, key[1]] for key in wanted])})
+    return {(row.account_id, row.id): row.fingerprint for row in found}

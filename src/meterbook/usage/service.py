@@ -34,6 +34,7 @@ from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.ledger.models import UsageDebit
 from meterbook.usage import repository
+from meterbook.usage.repository import EventKey
 from meterbook.usage.schemas import EventIn
 
 __all__ = ["FUTURE_TOLERANCE", "IngestResult", "event_fingerprint", "ingest", "ingest_group"]
@@ -192,19 +193,24 @@ def _ingest_merged(
     merged = [event for _, events in batches for event in events]
     try:
         with conn.begin_nested():
-            new_events = {event.id: event for event in _apply_batch(conn, batches[0][0], merged)}
+            new_events = {_key(event): event for event in _apply_batch(conn, batches[0][0], merged)}
     except Exception:
         return None
     outcomes: list[IngestResult | Exception] = []
-    # The first batch that holds a new id is the one that applied it; any later one sent a duplicate.
+    # The first batch that holds a new (account, id) is the one that applied it; any later one sent a duplicate.
     for _, events in batches:
-        claimed = [new_events.pop(event.id) for event in events if event.id in new_events]
+        claimed = [new_events.pop(_key(event)) for event in events if _key(event) in new_events]
         outcomes.append(
             IngestResult(
                 accepted=len(claimed), duplicates=len(events) - len(claimed), credits_debited=_credits_of(claimed)
             )
         )
     return outcomes
+
+
+def _key(event: EventIn) -> EventKey:
+    """What makes an event idempotent: its id within its account (contract invariant 1)."""
+    return (event.account_id, event.id)
 
 
 def _credits_of(new_events: Sequence[EventIn]) -> int:
@@ -231,18 +237,23 @@ def _apply_batch(conn: Connection, principal: Principal, events: Sequence[EventI
     now = utcnow()
     ratings = _check_and_rate(conn, principal, organization_id, events, now)
 
-    # Within the batch: the first of several equal events counts, a different one under the same id conflicts.
-    unique: dict[str, tuple[EventIn, str, Rating | None]] = {}
+    # Within the batch: the first of several equal events of one account counts, a different one under
+    # the same id of the same account conflicts; the same id in another account is another event.
+    unique: dict[EventKey, tuple[EventIn, str, Rating | None]] = {}
     for event, rating in zip(events, ratings, strict=True):
         digest = event_fingerprint(event)
-        seen = unique.get(event.id)
+        key = _key(event)
+        seen = unique.get(key)
         if seen is None:
-            unique[event.id] = (event, digest, rating)
+            unique[key] = (event, digest, rating)
         elif seen[1] != digest:
-            raise Conflict(f"Event id {event.id!r} appears twice in this request with different content.")
+            raise Conflict(
+                f"Event id {event.id!r} appears twice in this request for account {event.account_id} "
+                "with different content."
+            )
 
-    # In the order of repository.EVENT_COLUMNS; sorted by id, so that concurrent batches that share
-    # ids take their index locks in one order (no deadlock).
+    # In the order of repository.EVENT_COLUMNS; sorted by (account, id), the primary key, so that
+    # concurrent batches that share keys take their index locks in one order (no deadlock).
     rows = [
         (
             organization_id,
@@ -264,25 +275,28 @@ def _apply_batch(conn: Connection, principal: Principal, events: Sequence[EventI
             rating.key.id if rating else None,
             rating.key.price if rating else None,
         )
-        for event, digest, rating in sorted(unique.values(), key=lambda item: item[0].id)
+        for _, (event, digest, rating) in sorted(unique.items(), key=lambda item: item[0])
     ]
-    inserted = repository.insert_new_events(conn, organization_id, rows)
-    already = [event_id for event_id in unique if event_id not in inserted]
+    inserted = repository.insert_new_events(conn, rows)
+    already = [key for key in unique if key not in inserted]
     if already:
-        stored = repository.fingerprints_of(conn, organization_id, already)
-        for event_id in already:
-            if stored.get(event_id) != unique[event_id][1]:
-                raise Conflict(f"Event id {event_id!r} was already used for different content; nothing was applied.")
+        stored = repository.fingerprints_of(conn, already)
+        for account_id, event_id in already:
+            if stored.get((account_id, event_id)) != unique[(account_id, event_id)][1]:
+                raise Conflict(
+                    f"Event id {event_id!r} was already used for account {account_id} with different content; "
+                    "nothing was applied."
+                )
 
-    new_events = [unique[event_id][0] for event_id in unique if event_id in inserted]
+    new_events = [unique[key][0] for key in unique if key in inserted]
     # Only new events: a retry of usage acknowledged before its month was invoiced is still a duplicate.
-    position = {event.id: index for index, event in reversed(list(enumerate(events)))}
+    position = {_key(event): index for index, event in reversed(list(enumerate(events)))}
     invoicing.refuse_invoiced_months(
         conn,
         organization_id,
-        [(f"body.{position[event.id]}.occurred_at", month_of(event.occurred_at or now)) for event in new_events],
+        [(f"body.{position[_key(event)]}.occurred_at", month_of(event.occurred_at or now)) for event in new_events],
     )
-    aggregates.add(conn, [rating for event_id, (_, _, rating) in unique.items() if event_id in inserted and rating])
+    aggregates.add(conn, [rating for key, (_, _, rating) in unique.items() if key in inserted and rating])
     _apply_effects(conn, organization_id, new_events, now)
     return new_events
 
