@@ -440,7 +440,8 @@ class TestReach:
         sibling = Ledger(ledger.client, tenant, tenant.create_account(name="Sibling"))
         sibling.grant(3)
         key = ledger.account["api_key"]
-        assert_error(grant(ledger.client, key, sibling.id, 5), 404, "NOT_FOUND")
+        # Granting is the operator's: refused to every account key, before any lookup, so it tells nothing.
+        assert_error(grant(ledger.client, key, sibling.id, 5), 403, "FORBIDDEN")
         response = ledger.client.get(f"/v1/accounts/{sibling.id}/credits", headers=bearer(key))
         assert_error(response, 404, "NOT_FOUND")
         assert sibling.balance == 3

@@ -601,16 +601,18 @@ class TestReach:
         response = other.client.get("/v1/payments", params={"account_id": owed.account["id"]}, headers=other.headers)
         assert_error(response, 404, "NOT_FOUND")
 
-    def test_an_account_key_pays_and_sees_only_its_subtree(self, billing, owed):
+    def test_an_account_key_sees_only_its_subtrees_payments_and_records_none(self, billing, owed):
         child = billing.account(name="Child", parent_account_id=owed.account["id"])
         neighbour = billing.account(name="Neighbour")
+        mine = billing.paid(owed.account, "10")
+        childs = billing.paid(child, "4")
         billing.paid(neighbour, "3")
         key = billing.tenant.create_key(account_id=owed.account["id"])["key"]
         own = billing.as_key(key)
-        mine = own.paid(owed.account, "10")
-        childs = own.paid(child, "4")
         assert own.payments() == [mine, childs]
-        assert_error(own.pay(neighbour, "1"), 404, "NOT_FOUND")
+        # Recording a payment is the operator's (a customer would mark its own invoices paid).
+        for account in (owed.account, child, neighbour):
+            assert_error(own.pay(account, "1"), 403, "FORBIDDEN")
         response = own.client.get("/v1/payments", params={"account_id": neighbour["id"]}, headers=own.headers)
         assert_error(response, 404, "NOT_FOUND")
         assert len(billing.payments()) == 3

@@ -22,13 +22,15 @@ from decimal import Decimal, localcontext
 
 from sqlalchemy import Connection
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
+from meterbook.accounts.access import authorize
 from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.reach import require_organization, resolve_account, within
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import Aggregate
 from meterbook.db.locks import lock_organization_usage
-from meterbook.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from meterbook.errors import Conflict, FieldError, NotFound, ValidationFailed
 from meterbook.invoicing import repository
 from meterbook.invoicing.models import BillingRun, HistoryItem, HistoryPage, Invoice, InvoiceLine, history_id
 from meterbook.invoicing.repository import HistoryOrder
@@ -256,10 +258,8 @@ def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: d
 
 def bill(conn: Connection, principal: Principal, month: str) -> BillingRun:
     """A billing run asked for through the API: it covers the whole organization, so it needs an organization key."""
-    organization_id = require_organization(principal)
-    if principal.account_id is not None:
-        raise Forbidden("A billing run covers the whole organization; use an organization key, not an account key.")
-    return run_billing(conn, organization_id, month)
+    authorize(principal, access.RUN_BILLING)
+    return run_billing(conn, require_organization(principal), month)
 
 
 def refuse_invoiced_months(conn: Connection, organization_id: uuid.UUID, dated: Sequence[tuple[str, str]]) -> None:
@@ -523,7 +523,5 @@ def verify(conn: Connection) -> list[str]:
 
 def list_billing_runs(conn: Connection, principal: Principal) -> list[BillingRun]:
     """The organization's billing runs, newest month first: a run covers every account, so an organization key's."""
-    organization_id = require_organization(principal)
-    if principal.account_id is not None:
-        raise Forbidden("Billing runs cover the whole organization; use an organization key, not an account key.")
-    return repository.list_billing_runs(conn, organization_id)
+    authorize(principal, access.READ_BILLING_RUNS)
+    return repository.list_billing_runs(conn, require_organization(principal))
