@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -131,6 +132,116 @@ class TestSecrets:
             assert secret not in text
         assert "ap@example.com" not in text
         assert "Bearer" not in text
+
+
+class TestQueries:
+    """The access line shows the query, but never the value of a parameter that may hold a secret or what a
+    person typed about a customer, nor anything that looks like a key or an e-mail address."""
+
+    SENSITIVE = (
+        "key",
+        "api_key",
+        "apiKey",
+        "X-Auth-Key",
+        "token",
+        "access_token",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "auth",
+        "Authorization",
+        "session",
+        "sessionid",
+        "email",
+        "e-mail",
+        "q",
+        "search",
+        "name",
+        "account_name",
+    )
+
+    def test_sensitive_parameters_are_redacted_and_the_rest_kept(self, client: TestClient, logs: io.StringIO) -> None:
+        values = {name: f"value-{index}-7c1e" for index, name in enumerate(self.SENSITIVE)}
+        query = "&".join(f"{name}={value}" for name, value in values.items()) + "&page=2&per_page=5&order=type"
+        assert client.get(f"/healthz?{query}").status_code == 200
+        (entry,) = access_lines(logs)
+        assert entry["query"] == (
+            "&".join(f"{name}=[redacted]" for name in self.SENSITIVE) + "&page=2&per_page=5&order=type"
+        )
+        for value in values.values():
+            assert value not in logs.getvalue()
+
+    @pytest.mark.parametrize(
+        ("query", "logged"),
+        [
+            ("filter=mbk_0123456789abcdef&page=1", "filter=[redacted]&page=1"),
+            ("x=mbk%5F0123456789abcdef", "x=[redacted]"),  # percent-encoded
+            ("x=mbk%255F0123456789abcdef", "x=[redacted]"),  # twice
+            ("mbk_0123456789abcdef", "[redacted]"),  # a bare parameter
+            ("contact=jane.doe%40example.com&month=2026-01", "contact=[redacted]&month=2026-01"),
+            ("quantity=3&sequence=2&ids=a&ids=b", "quantity=3&sequence=2&ids=a&ids=b"),
+            ("filter=month%20eq%20%272026-01%27", "filter=month%20eq%20%272026-01%27"),
+        ],
+    )
+    def test_keys_and_addresses_are_redacted_whatever_the_parameter(
+        self, client: TestClient, logs: io.StringIO, query: str, logged: str
+    ) -> None:
+        client.get(f"/healthz?{query}")
+        (entry,) = access_lines(logs)
+        assert entry["query"] == logged
+        assert "0123456789abcdef" not in logs.getvalue()
+        assert "jane" not in logs.getvalue()
+
+    def test_a_key_pasted_into_the_path_is_redacted(
+        self, client: TestClient, tenant: Tenant, logs: io.StringIO
+    ) -> None:
+        response = client.get(f"/v1/accounts/{tenant.key}", headers=tenant.headers)
+        assert response.status_code == 400  # not an account id
+        (entry,) = access_lines(logs)
+        assert entry["path"] == "/v1/accounts/[redacted]"
+        assert entry["message"] == f"GET /v1/accounts/[redacted] {response.status_code}"
+        assert tenant.key.rsplit("_", 1)[-1] not in logs.getvalue()
+
+    def test_no_query_no_field(self, client: TestClient, logs: io.StringIO) -> None:
+        client.get("/healthz")
+        (entry,) = access_lines(logs)
+        assert "query" not in entry
+
+    def test_a_console_search_is_not_logged(self, client: TestClient, tenant: Tenant) -> None:
+        from tests.web.test_console import signed_in
+
+        tenant.create_account(name="Jane Customer", email="jane@customer.example")
+        console = signed_in(client, tenant.key)
+        stream = io.StringIO()
+        configure_logging("info", "json", stream=stream)
+        try:
+            found = console.get("/ui/accounts", params={"q": "Jane Customer"})
+            by_mail = console.get("/ui/accounts", params={"q": "jane@customer.example"})
+        finally:
+            configure_logging()
+        assert found.status_code == by_mail.status_code == 200
+        assert "Jane Customer" in found.text  # the search ran
+        assert [entry["query"] for entry in access_lines(stream)] == ["q=[redacted]", "q=[redacted]"]
+        assert "Jane" not in stream.getvalue()
+        assert "customer.example" not in stream.getvalue()
+
+    def test_uvicorns_own_access_line_is_redacted_too(self, logs: io.StringIO) -> None:
+        # What uvicorn logs when its access log is on (it is off under `meterbook serve`, on under plain uvicorn).
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/v1/accounts/mbk_0123456789abcdef?api_key=s3cr3t-7c1e&q=Jane&page=2",
+            "1.1",
+            200,
+        )
+        (entry,) = [line for line in lines(logs) if line["logger"] == "uvicorn.access"]
+        assert entry["message"] == (
+            '127.0.0.1:5000 - "GET /v1/accounts/[redacted]?api_key=[redacted]&q=[redacted]&page=2 HTTP/1.1" 200'
+        )
+        for secret in ("0123456789abcdef", "s3cr3t-7c1e", "Jane"):
+            assert secret not in logs.getvalue()
 
 
 class TestFormats:

@@ -2,19 +2,23 @@
 
 Every record emitted while a request is handled carries that request's id (a context variable set
 by :class:`~meterbook.api.system.RequestObserver`), so one grep finds everything a request did.
-Nothing here logs a header or a body: callers pass only the fields they choose.
+Nothing here logs a header or a body: callers pass only the fields they choose. A URL is logged only
+through :func:`redact_path` and :func:`redact_query`, which take out what looks like a secret or
+what a person typed about a customer (uvicorn's own access lines, when they are on, included).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
+from urllib.parse import unquote_plus
 
-__all__ = ["LogFormat", "configure_logging", "request_id_var"]
+__all__ = ["REDACTED", "LogFormat", "configure_logging", "redact_path", "redact_query", "request_id_var"]
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -32,6 +36,92 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "taskName",
     "color_message",
 }
+
+
+# --- URLs without secrets -------------------------------------------------------------------------
+
+REDACTED = "[redacted]"
+#: A query parameter whose name contains one of these carries a secret or what a person typed about a
+#: customer (a console search, a name, an e-mail): its value is never logged.
+_SENSITIVE_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "pass",
+    "pwd",
+    "auth",
+    "session",
+    "cookie",
+    "credential",
+    "signature",
+    "mail",
+    "search",
+    "name",
+    "phone",
+)
+#: Sensitive as a whole word of the name only: ``q`` is a search, but ``quantity`` and ``sequence`` are not.
+_SENSITIVE_PARTS = frozenset({"q", "sig", "jwt"})
+_NAME_PARTS = re.compile(r"[a-z0-9]+")
+#: What gives a value away whatever its parameter: a meterbook key, an e-mail address.
+_SENSITIVE_VALUE = re.compile(r"mbk_|[^@\s]@[^@\s]+\.[a-z]", re.IGNORECASE)
+_KEY_IN_PATH = re.compile(r"mbk_[^/]*", re.IGNORECASE)
+
+
+def _decoded(text: str) -> str:
+    """Percent-decoded until nothing changes (at most three times): ``mbk%255F`` is a key too."""
+    for _ in range(3):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _sensitive_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SENSITIVE_WORDS) or any(
+        part in _SENSITIVE_PARTS for part in _NAME_PARTS.findall(lowered)
+    )
+
+
+def redact_query(query: str) -> str:
+    """The query string with the value of every sensitive parameter replaced by ``[redacted]``.
+
+    The rest is kept as it came (still percent-encoded), so a line shows which page or filter was asked.
+    """
+    pairs = []
+    for pair in query.split("&"):
+        raw_name, equals, raw_value = pair.partition("=")
+        name = _decoded(raw_name)
+        if _SENSITIVE_VALUE.search(name):
+            pairs.append(REDACTED)  # a key or an address sent as a bare parameter: ?mbk_...
+        elif equals and (_sensitive_name(name) or _SENSITIVE_VALUE.search(_decoded(raw_value))):
+            pairs.append(f"{raw_name}={REDACTED}")
+        else:
+            pairs.append(pair)
+    return "&".join(pairs)
+
+
+def redact_path(path: str) -> str:
+    """The path with any segment that holds a meterbook key replaced (a key pasted into a URL by mistake)."""
+    if "mbk" not in path.lower():
+        return path
+    return _KEY_IN_PATH.sub(REDACTED, path)
+
+
+class _UvicornAccessRedaction(logging.Filter):
+    """uvicorn's access line (off under ``meterbook serve``, on when uvicorn is run by hand) logs the full URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, question, query = args[2].partition("?")
+            url = redact_path(path) + (question + redact_query(query) if question else "")
+            record.args = (*args[:2], url, *args[3:])
+        return True
+
+
+# --- formatting -----------------------------------------------------------------------------------
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -115,6 +205,7 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto", strea
         log_format = "console" if (stream or sys.stderr).isatty() else "json"
     handler = _MeterbookHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
+    handler.addFilter(_UvicornAccessRedaction())
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         # uvicorn installs its own handlers before the app exists; its records are written by ours instead.

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from meterbook import __version__, metrics
 from meterbook.api import faraday
 from meterbook.api.routing import ExactJSONResponse, database
-from meterbook.log import request_id_var
+from meterbook.log import redact_path, redact_query, request_id_var
 
 __all__ = ["REQUEST_ID_HEADER", "RequestObserver", "install_docs", "install_observer", "router"]
 
@@ -132,8 +132,10 @@ class RequestObserver:
     """Gives each request an id (the client's ``X-Request-Id`` when sane, else a new one) and returns it;
     then counts and times the request by route template and status, and writes one access log line.
 
-    The access line names method, path, route, status, duration and client address only: never a header,
-    a query string or a body, so no key can reach the logs.
+    The access line names method, path, query, route, status, duration and client address only: never a
+    header or a body, and the query with the value of every sensitive parameter redacted
+    (:func:`~meterbook.log.redact_query`), so no key, and nothing a person typed about a customer, reaches
+    the logs.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -170,14 +172,17 @@ class RequestObserver:
 
 def _log_access(scope: Scope, route: str, status: int, elapsed: float) -> None:
     client = scope.get("client")
-    fields = {
-        "method": scope["method"],
-        "path": scope["path"],
-        "route": route,
-        "status": status,
-        "duration_ms": round(elapsed * 1000, 3),
-        "client": client[0] if client else None,
-    }
+    path = redact_path(scope["path"])
+    fields: dict[str, Any] = {"method": scope["method"], "path": path}
+    query = scope.get("query_string", b"")
+    if query:
+        fields["query"] = redact_query(query.decode("latin-1"))
+    fields.update(
+        route=route,
+        status=status,
+        duration_ms=round(elapsed * 1000, 3),
+        client=client[0] if client else None,
+    )
     # Built directly rather than through access_log.info(): that would walk the stack to find the caller,
     # on every request, for a line whose source is always this one.
     record = access_log.makeRecord(
@@ -186,7 +191,7 @@ def _log_access(scope: Scope, route: str, status: int, elapsed: float) -> None:
         __file__,
         0,
         "%s %s %d",
-        (scope["method"], scope["path"], status),
+        (scope["method"], path, status),
         None,
         None,
         fields,
