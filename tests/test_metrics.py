@@ -10,13 +10,18 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
+from meterbook.app import create_app
+from meterbook.config import Settings
+from meterbook.db import Database
 from tests.billing import Billing, at, months_ago
 from tests.conftest import Tenant
 
@@ -80,6 +85,76 @@ class TestExposition:
         content = operation["responses"]["200"]["content"]
         assert content
         assert all(kind.startswith("text/plain") for kind in content), content
+
+
+TOKEN = "scrape-me-0f9e8d7c6b5a"
+
+
+class TestToken:
+    """``METERBOOK_METRICS_TOKEN`` closes ``/metrics`` to all but ``Authorization: Bearer <token>``."""
+
+    @pytest.fixture
+    def closed(self, settings: Settings, database: Database) -> Iterator[TestClient]:
+        with TestClient(
+            create_app(settings.model_copy(update={"metrics_token": SecretStr(TOKEN)}), database)
+        ) as client:
+            yield client
+
+    @pytest.mark.parametrize(
+        ("authorization", "code"),
+        [
+            (None, "MISSING_API_KEY"),
+            ("", "MISSING_API_KEY"),
+            (f"Bearer {TOKEN[:-1]}", "INVALID_AUTHORIZATION"),
+            (f"Bearer {TOKEN}x", "INVALID_AUTHORIZATION"),
+            ("Bearer ", "INVALID_AUTHORIZATION"),
+            (f"Basic {TOKEN}", "INVALID_AUTHORIZATION"),
+            (TOKEN, "INVALID_AUTHORIZATION"),
+        ],
+    )
+    def test_refused_without_the_token(self, closed: TestClient, authorization: str | None, code: str) -> None:
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        response = closed.get("/metrics", headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        body = response.json()
+        assert set(body) == {"error", "id", "note"}
+        assert body["error"] == code
+        assert "METERBOOK_METRICS_TOKEN" in body["note"]
+        assert "meterbook_" not in response.text
+
+    @pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+    def test_served_with_the_token(self, closed: TestClient, scheme: str) -> None:
+        response = closed.get("/metrics", headers={"Authorization": f"{scheme} {TOKEN}"})
+        assert response.status_code == 200, response.text
+        names = {family.name for family in text_string_to_metric_families(response.text)}
+        assert {"meterbook_http_requests", "meterbook_events_accepted", "meterbook_invoices_issued"} <= names
+
+    def test_closes_only_metrics(self, closed: TestClient, tenant: Tenant) -> None:
+        assert closed.get("/healthz").status_code == 200
+        assert closed.get("/v1/accounts", headers=tenant.headers).status_code == 200
+        # The token is no API key, and an API key is no token.
+        assert closed.get("/v1/accounts", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
+        assert closed.get("/metrics", headers=tenant.headers).status_code == 401
+
+    def test_open_without_the_setting(self, client: TestClient) -> None:
+        assert client.get("/metrics").status_code == 200
+
+    def test_read_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert Settings().metrics_token is None
+        monkeypatch.setenv("METERBOOK_METRICS_TOKEN", TOKEN)
+        token = Settings().metrics_token
+        assert token is not None
+        assert token.get_secret_value() == TOKEN
+        assert TOKEN not in repr(Settings())  # a secret: not shown where settings are printed
+        monkeypatch.setenv("METERBOOK_METRICS_TOKEN", "too-short")
+        with pytest.raises(ValueError, match="metrics_token"):
+            Settings()
+
+    def test_documented(self, client: TestClient) -> None:
+        operation = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+        assert "METERBOOK_METRICS_TOKEN" in operation["description"]
+        assert "401" in operation["responses"]
 
 
 class TestRequests:

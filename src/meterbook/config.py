@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         "one per process, so sessions end when the server restarts; `serve` shares one with its workers.",
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token that `GET /metrics` requires (at least 16 characters). Unset: `/metrics` is open, "
+        "as Prometheus setups without credentials expect; its business counters are then visible to anyone "
+        "who reaches the server.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, url: str) -> str:

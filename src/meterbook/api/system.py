@@ -3,10 +3,12 @@ document and its offline Swagger UI."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import re
 import time
+import uuid
 from typing import Any
 
 import swagger_ui_bundle
@@ -15,13 +17,15 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterbook import __version__, metrics
 from meterbook.api import faraday
 from meterbook.api.routing import ExactJSONResponse, database
+from meterbook.config import Settings
+from meterbook.errors import InvalidAuthorization, MeterbookError, MissingApiKey
 from meterbook.log import redact_path, redact_query, request_id_var
 
 __all__ = ["REQUEST_ID_HEADER", "RequestObserver", "install_docs", "install_observer", "router"]
@@ -47,11 +51,38 @@ def healthz(request: Request) -> ExactJSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}, "description": "Metrics."}},
+    responses={
+        200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}, "description": "Metrics."},
+        401: {
+            "model": faraday.FaradayError,
+            "description": "`METERBOOK_METRICS_TOKEN` is set, and the request does not carry it "
+            "(MISSING_API_KEY, INVALID_AUTHORIZATION).",
+        },
+    },
 )
-def get_metrics() -> Response:
-    """Prometheus metrics in the text format; needs no key, like /healthz (it shows counts, never data)."""
+def get_metrics(request: Request) -> Response:
+    """Prometheus metrics in the text format. Open unless `METERBOOK_METRICS_TOKEN` is set; then it needs
+    `Authorization: Bearer <that token>` (not an API key: the counters span every organization)."""
+    settings: Settings = request.app.state.settings
+    if settings.metrics_token is not None:
+        refusal = _metrics_token_refusal(request.headers.get("authorization"), settings.metrics_token)
+        if refusal is not None:
+            response = faraday.render_error(refusal, refusal.status, uuid.uuid4())
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'  # what RFC 6750 asks of a 401
+            return response
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+
+def _metrics_token_refusal(header: str | None, token: SecretStr) -> MeterbookError | None:
+    scheme, _, given = (header or "").strip().partition(" ")
+    if not scheme:
+        return MissingApiKey(
+            "/metrics needs the metrics token: send 'Authorization: Bearer <METERBOOK_METRICS_TOKEN>'."
+        )
+    # Compared in constant time, so how long a refusal takes says nothing of how much of the token was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        return InvalidAuthorization("This is not the metrics token (METERBOOK_METRICS_TOKEN).")
+    return None
 
 
 def _without_default_422(schema: dict[str, Any]) -> dict[str, Any]:
