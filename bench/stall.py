@@ -138,10 +138,11 @@ async def attack(base_url: str, request: bytes, ready: Barrier, stop: Event, res
         result.seconds = time.monotonic() - started
 
 
-def attacker(base_url: str, request: bytes, client: int, ready: Barrier, stop: Event, results: Any) -> None:
+def attacker(base_url: str, request: bytes, client: int, nice: int, ready: Barrier, stop: Event, results: Any) -> None:
     """One attacking process: connect, wait for the others, then send until told to stop."""
     result = AttackResult(client=client)
     try:
+        os.nice(nice)
         asyncio.run(attack(base_url, request, ready, stop, result))
     except BaseException as error:  # reported to the parent
         result.error = f"client {client}: {type(error).__name__}: {error}"
@@ -200,7 +201,9 @@ def measure(name: str, base_url: str, server_pid: int, args: argparse.Namespace,
     processes = []
     if request is not None:
         processes = [
-            context.Process(target=attacker, args=(base_url, request, client, ready, stop, results), daemon=True)
+            context.Process(
+                target=attacker, args=(base_url, request, client, args.nice, ready, stop, results), daemon=True
+            )
             for client in range(args.clients)
         ]
     collected: list[dict[str, Any]] = []
@@ -261,6 +264,11 @@ def print_phase(phase: Phase, seconds: float) -> None:
             f"; attackers {phase.attack_requests} requests ({phase.attack_requests_per_second:.1f}/s; {statuses}; "
             f"{phase.attack_reconnects} reconnects)"
         )
+        if phase.server_cpu_seconds is not None and phase.attack_requests:
+            # Closed loop: a server that refuses faster is sent more, so what each refusal costs is steadier.
+            line += (
+                f"; server CPU per attacking request {phase.server_cpu_seconds / phase.attack_requests * 1000:.2f} ms"
+            )
     print(line, flush=True)
 
 
@@ -270,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=6, help="attacking processes (default 6)")
     parser.add_argument("--events", type=int, default=10_000, help="events in each attacking body (default 10,000)")
     parser.add_argument("--key", choices=KEYS, default="unknown", help="the key the attackers send (default unknown)")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of the attacking processes (default 0; 10 or more leaves the server and the probe the CPU "
+        "that remote attackers would not take from them)",
+    )
     parser.add_argument("--interval", type=float, default=0.02, help="pause between probes, s (default 0.02)")
     parser.add_argument(
         "--database-url", help="default: a fresh SQLite file; a PostgreSQL URL must name an empty database"
