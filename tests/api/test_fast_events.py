@@ -218,6 +218,12 @@ def revoked_key(client: TestClient, tenant: Tenant, database) -> str:
     return str(created["key"])
 
 
+def archived_account_key(client: TestClient, tenant: Tenant) -> str:
+    account = tenant.create_account()
+    assert client.delete(f"/v1/accounts/{account['id']}", headers=tenant.headers).status_code == 202
+    return str(account["api_key"])
+
+
 #: name -> (the Authorization header, made from the tenant; the status and Faraday code the route gives it).
 BAD_CREDENTIALS: dict[str, tuple[Callable[..., str | None], int, str]] = {
     "missing": (lambda client, tenant, database, platform: None, 401, "MISSING_API_KEY"),
@@ -254,6 +260,11 @@ BAD_CREDENTIALS: dict[str, tuple[Callable[..., str | None], int, str]] = {
         "FORBIDDEN",
     ),
     "a platform key": (lambda client, tenant, database, platform: f"Bearer {platform}", 403, "FORBIDDEN"),
+    "an archived account's key": (
+        lambda client, tenant, database, platform: f"Bearer {archived_account_key(client, tenant)}",
+        403,
+        "FORBIDDEN",
+    ),
 }
 
 

@@ -5,9 +5,9 @@ loop to parse and validate, and FastAPI reads and parses a body before it solves
 the key among them. So a client without a valid key could keep the server busy for others (six clients
 with a made-up key pushed ``/healthz`` from 1.5 ms to over a second). Here the ``Authorization`` header is
 checked before the body is touched: a missing, malformed, unknown, revoked or expired key is answered at
-once as the route would answer it, and the body is never read. A key that authenticates but lacks the
-scope is handed to the route with an empty body: the route checks the key before the body, so it refuses
-the key in its own words, and whatever decides who may do what stays in one place.
+once as the route would answer it, and the body is never read. So is a genuine key that may not report
+usage (no ``usage:write``, a platform key, an archived account's key), asked of ``accounts/access.py``
+with the route's own action: who may do what stays decided in one place.
 
 A key that passed is remembered (by a hash of it) so that its next requests skip the check: the check is
 a read, and for a one-event request it would cost as much as the rest of the request. Remembering grants
@@ -40,8 +40,8 @@ from pydantic import Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from meterbook.accounts import access
 from meterbook.accounts import service as accounts
-from meterbook.accounts.models import Principal
 from meterbook.api import metering
 from meterbook.api.faraday import render_error
 from meterbook.api.limits import replaying
@@ -54,15 +54,11 @@ from meterbook.usage.schemas import MAX_BATCH, EventIn
 __all__ = ["FastEvents", "install"]
 
 PATH = "/v1/events"
-#: The scope the route needs: a key without it gets the route's own refusal, never its body read.
-SCOPE = "usage:write"
+#: What the route does, as ``accounts/access.py`` names it (the route's dependency asks the same).
+ACTION = access.REPORT_USAGE
 _EVENTS = TypeAdapter(Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)])
 #: Keys remembered as recently good, at most (then forgotten all at once; each costs one read to relearn).
 _MAX_VOUCHED = 4096
-
-
-class _Lacks(Exception):
-    """The key is genuine but may not write usage: the route says so in its own words."""
 
 
 class FastEvents:
@@ -89,9 +85,6 @@ class FastEvents:
         except MeterbookError as refusal:
             self._name_the_route(scope)
             await render_error(refusal, refusal.status, uuid.uuid4())(scope, receive, send)
-            return
-        except _Lacks:
-            await self.app(scope, replaying(b"", _no_more_body), send)
             return
         except Exception:  # the database failed, say: the route meets it again and answers it its documented way
             await self.app(scope, receive, send)
@@ -123,8 +116,7 @@ class FastEvents:
     def _verify(self, token: str) -> None:
         with self.database.read() as conn:
             principal = accounts.authenticate(conn, token)
-        if _lacks_scope(principal):
-            raise _Lacks()
+        access.authorize(principal, ACTION)
 
     def _forgetting(self, digest: bytes, send: Send) -> Send:
         """``send``, forgetting the key if the route or the writer refuses it after all."""
@@ -140,10 +132,6 @@ class FastEvents:
         # What the router would have put there: the access log and the metrics name the route by them.
         scope["route"] = self.route
         scope["endpoint"] = self.route.endpoint
-
-
-def _lacks_scope(principal: Principal) -> bool:
-    return principal.is_platform or not principal.has_scope(SCOPE)
 
 
 def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str:
@@ -182,11 +170,6 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks), False
-
-
-async def _no_more_body() -> Message:
-    # The route refuses the key before it reads a body, so it never asks past the empty one it is given.
-    return {"type": "http.disconnect"}
 
 
 def install(app: FastAPI, database: Database) -> None:
