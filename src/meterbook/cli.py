@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 import typer
 import uvicorn
@@ -261,6 +261,10 @@ def bill(
         month = BillingRunIn(month=month).month
     except ValidationError:
         raise typer.BadParameter(f"{month!r} is not a month written YYYY-MM", param_hint="--month") from None
+    try:
+        invoicing.require_ended(month)
+    except MeterbookError as error:
+        _fail(error)
     settings = Settings()
     database = _database(settings)
     migrate(database)
@@ -281,8 +285,7 @@ def bill(
                 console.print(f"{org.name} ({org.id}): {month} {state}, {run.invoice_count} invoices", soft_wrap=True)
                 progress.advance(task)
     except MeterbookError as error:
-        console.print(f"[red]{error}[/red]", soft_wrap=True)
-        raise typer.Exit(1) from None
+        _fail(error)
     finally:
         database.dispose()
 
@@ -303,10 +306,10 @@ def verify() -> None:
             progress.update(task, completed=done, total=max(expected, done, 1))
 
         result = aggregates.verify(conn, events_read)
-        balances = progress.add_task("verifying credit balances", total=1)
+        balances = progress.add_task("verifying credit balances", total=1, unit=None)
         ledger_differences = ledger.verify(conn)
         progress.advance(balances)
-        lines = progress.add_task("verifying invoices", total=1)
+        lines = progress.add_task("verifying invoices", total=1, unit=None)
         invoice_differences = invoicing.verify(conn)
         progress.advance(lines)
     database.dispose()
@@ -328,8 +331,12 @@ class _RateColumn(ProgressColumn):
         self.unit = unit
 
     def render(self, task: Task) -> Text:
+        # A task may count something else than the bar's first one, or be one step with no rate (verify's last two).
+        unit = task.fields.get("unit", self.unit)
+        if unit is None:
+            return Text("")
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"? {self.unit}/s", style="progress.data.speed")
+        return Text(f"{speed:,.0f} {unit}/s" if speed else f"? {unit}/s", style="progress.data.speed")
 
 
 @contextmanager
@@ -458,5 +465,32 @@ def export_command(
     status_console.print(f"{rows} {kind} rows written to {where} ({export_format})", highlight=False)
 
 
+def _fail(error: Exception) -> NoReturn:
+    """End the command with the error in words a person can act on (exit 1), never a traceback."""
+    from meterbook.problems import explain
+
+    message = explain(error) or str(error)
+    status_console.print(Text("Error: ", style="bold red") + Text(message), soft_wrap=True)
+    raise typer.Exit(1)
+
+
 def main() -> None:
-    app()
+    """The ``meterbook`` program: every command, and no traceback for anything a person can set or type wrong."""
+    import os
+
+    from meterbook.problems import explain
+
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("METERBOOK_DEBUG") == "1":
+            raise
+        if explain(error) is None:
+            error = RuntimeError(
+                f"meterbook failed unexpectedly ({type(error).__name__}: {error}). This is a bug: please report it "
+                "with the command you ran; METERBOOK_DEBUG=1 shows the traceback."
+            )
+        try:
+            _fail(error)
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None

@@ -211,14 +211,20 @@ def _charges(invoice: Invoice, account_name: str) -> list[tuple[HistoryItem, uui
     ]
 
 
-def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: datetime | None = None) -> BillingRun:
-    """Invoice one ended month of one organization; a month already billed is left as it is (``created`` False)."""
+def require_ended(month: str, now: datetime | None = None) -> None:
+    """Refuse a month that has not ended: only an ended month can be invoiced."""
     now = now or utcnow()
     # December 9999 ends beyond the calendar: it has not ended, whatever the clock says.
     ends = None if month >= "9999-12" else month_start(next_month(month))
     if ends is None or ends > now:
         when = "it ends beyond year 9999" if ends is None else f"it can be billed from {format_rfc3339(ends)}"
         raise ValidationFailed([FieldError("body.month", f"{month} has not ended; {when}", "month_not_ended")])
+
+
+def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: datetime | None = None) -> BillingRun:
+    """Invoice one ended month of one organization; a month already billed is left as it is (``created`` False)."""
+    now = now or utcnow()
+    require_ended(month, now)
     # Waits for every ingestion in flight and keeps new ones out until this transaction ends.
     lock_organization_usage(conn, organization_id, exclusive=True)
     existing = repository.find_billing_run(conn, organization_id, month)
