@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Connection, MetaData, String, Table, func, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    create_engine,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from meterbook.db import Database
 from meterbook.db.migrate import alembic_config, migrate
-from meterbook.db.tables import accounts, metadata, organizations
+from meterbook.db.tables import (
+    BILLED,
+    accounts,
+    billing_history,
+    credit_balances,
+    credit_transactions,
+    invoices,
+    ledger_entries,
+    metadata,
+    organizations,
+    payment_allocations,
+    payments,
+    usage_events,
+)
+from meterbook.db.types import FixedDecimal
+from meterbook.invoicing.models import history_id
+from meterbook.ledger import service as ledger
 
 
 def differences(conn: Connection) -> list[Any]:
@@ -171,3 +207,402 @@ class TestSqliteSettings:
         database, _ = sqlite_database
         with database.read() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
+
+
+class TestPrimaryKeys:
+    def test_every_primary_key_is_the_one_of_the_tables(self, database: Database) -> None:
+        """Alembic's comparison leaves primary keys out: each table's key, column by column, in order."""
+        with database.read() as conn:
+            inspector = inspect(conn)
+            stored = {table.name: inspector.get_pk_constraint(table.name) for table in metadata.sorted_tables}
+        for table in metadata.sorted_tables:
+            assert stored[table.name]["constrained_columns"] == [c.name for c in table.primary_key.columns], table.name
+            assert stored[table.name]["name"] == f"pk_{table.name}"
+
+
+# --- 0007: ids per account ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A database with no tables at all, on each backend, for migrating step by step."""
+    if backend == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'stepwise.db'}")
+        yield database
+        database.dispose()
+        return
+    request.getfixturevalue("postgres_url")  # the same skip, or failure, as every PostgreSQL test
+    admin = create_engine(os.environ["METERBOOK_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+    name = f"meterbook_stepwise_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(make_url(admin.url).set(database=name).render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def step_to(database: Database, revision: str, *, down: bool = False) -> None:
+    config = alembic_config()
+    with database.write() as conn:
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+#: Every table 0007 changes, and the others whose rows name events, grants or payments, in a stable order.
+_ORDERED = {
+    "usage_events": "organization_id, id",
+    "credit_transactions": "id",
+    "ledger_entries": "transaction_id, line",
+    "credit_balances": "account_id",
+    "invoices": "id",
+    "payments": "organization_id, id",
+    "payment_allocations": "organization_id, payment_id, invoice_id",
+    "billing_history": "id",
+}
+
+
+def raw_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every row of those tables as the database stores it (no conversion), without 0007's new column."""
+    return {
+        table: [
+            {key: value for key, value in row._mapping.items() if (table, key) != ("payment_allocations", "account_id")}
+            for row in conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}"))
+        ]
+        for table, order in _ORDERED.items()
+    }
+
+
+#: payment_allocations as 0006 left it: no account_id.
+ALLOCATIONS_0006 = Table(
+    "payment_allocations",
+    MetaData(),
+    Column("organization_id", Uuid, primary_key=True),
+    Column("payment_id", String(255), primary_key=True),
+    Column("invoice_id", Uuid, primary_key=True),
+    Column("amount", FixedDecimal(BILLED), nullable=False),
+)
+
+
+@dataclass
+class Before0007:
+    organization_id: uuid.UUID
+    first: uuid.UUID
+    second: uuid.UUID
+    invoice_id: uuid.UUID
+
+
+def fill_at_0006(conn: Connection) -> Before0007:
+    """Two accounts of one organization with events, ledger transactions, an invoice, payments and their history,
+    written as the schema of 0006 stores them: every id unique in the organization."""
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    organization_id = new_organization(conn)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    for account_id, name in ((first, "first"), (second, "second")):
+        conn.execute(
+            insert(accounts).values(
+                id=account_id,
+                organization_id=organization_id,
+                parent_account_id=None,
+                path=f"{account_id.hex}/",
+                name=name,
+                currency="USD",
+                status="ready",
+                status_changed_at=now,
+                suppress_from_reports=False,
+                monthly_cost=Decimal(0),
+                contract_started_at=now,
+                net_terms_days=30,
+                credit_min=0,
+                created_at=now,
+                updated_at=now,
+                last_updated_config_at=now,
+            )
+        )
+    event = {
+        "organization_id": organization_id,
+        "product_id": None,
+        "feature": None,
+        "occurred_at": now,
+        "received_at": now,
+        "direction": None,
+        "resolution": None,
+        "user_id": None,
+        "source": None,
+        "description": None,
+        "metadata": None,
+        "aggregate_id": None,
+        "unit_price": None,
+    }
+    conn.execute(
+        insert(usage_events),
+        [
+            {**event, "id": "ev-1", "account_id": first, "kind": "credit", "quantity": "5", "fingerprint": "a" * 32},
+            {**event, "id": "ev-2", "account_id": second, "kind": "credit", "quantity": "7", "fingerprint": "b" * 32},
+            {
+                **event,
+                "id": "ev-3",
+                "account_id": first,
+                "kind": "metered",
+                "product_id": "P1",
+                "quantity": "1.5",
+                "fingerprint": "c" * 32,
+                "aggregate_id": "d" * 32,
+                "unit_price": Decimal("0.25"),
+            },
+        ],
+    )
+    ledger = [
+        (uuid.uuid4(), first, "grant", 100, "grant:g-1", "e" * 32),
+        (uuid.uuid4(), first, "usage", 5, "usage:ev-1", None),
+        (uuid.uuid4(), second, "usage", 7, "usage:ev-2", None),
+    ]
+    for transaction_id, account_id, kind, amount, key, digest in ledger:
+        conn.execute(
+            insert(credit_transactions).values(
+                id=transaction_id,
+                organization_id=organization_id,
+                account_id=account_id,
+                kind=kind,
+                amount=amount,
+                idempotency_key=key,
+                reverts_id=None,
+                source="system",
+                description=None,
+                user_id=None,
+                metadata=None,
+                fingerprint=digest,
+                created_at=now,
+            )
+        )
+        signed = amount if kind == "grant" else -amount
+        conn.execute(
+            insert(ledger_entries),
+            [
+                {
+                    "transaction_id": transaction_id,
+                    "line": 1,
+                    "account_id": account_id,
+                    "system_account": None,
+                    "amount": signed,
+                },
+                {
+                    "transaction_id": transaction_id,
+                    "line": 2,
+                    "account_id": None,
+                    "system_account": f"system:{kind}",
+                    "amount": -signed,
+                },
+            ],
+        )
+    conn.execute(
+        insert(credit_balances),
+        [
+            {"account_id": first, "organization_id": organization_id, "balance": 95, "updated_at": now},
+            {"account_id": second, "organization_id": organization_id, "balance": -7, "updated_at": now},
+        ],
+    )
+    invoice_id = uuid.uuid4()
+    conn.execute(
+        insert(invoices).values(
+            id=invoice_id,
+            organization_id=organization_id,
+            account_id=first,
+            number=1,
+            currency="USD",
+            month="2026-10",
+            status="open",
+            amount=Decimal("50"),
+            amount_paid=Decimal("30"),
+            issued_at=now,
+            effective_date=now,
+            due_date=now,
+        )
+    )
+    for payment_id, account_id, amount, unapplied in (("pay-1", first, "30", "0"), ("pay-2", second, "12.5", "12.5")):
+        conn.execute(
+            insert(payments).values(
+                organization_id=organization_id,
+                id=payment_id,
+                account_id=account_id,
+                amount=Decimal(amount),
+                currency="USD",
+                date=now,
+                invoice_id=None,
+                reference=None,
+                unapplied=Decimal(unapplied),
+                fingerprint="f" * 32,
+                created_at=now,
+            )
+        )
+        conn.execute(
+            insert(billing_history).values(
+                id=history_id("payment", str(organization_id), payment_id),
+                organization_id=organization_id,
+                account_id=account_id,
+                type="payment",
+                action="payment",
+                description="Payment",
+                occurred_at=now,
+                amount=Decimal(amount),
+                currency="USD",
+                invoice_id=None,
+                payment_id=payment_id,
+            )
+        )
+    conn.execute(
+        insert(ALLOCATIONS_0006).values(
+            organization_id=organization_id, payment_id="pay-1", invoice_id=invoice_id, amount=Decimal("30")
+        )
+    )
+    return Before0007(organization_id, first, second, invoice_id)
+
+
+class TestIdsPerAccount:
+    def test_every_row_survives_the_upgrade_unchanged(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+            rows = raw_rows(conn)
+        assert all(rows.values()), rows
+        step_to(empty_database, "0007")
+        with empty_database.read() as conn:
+            assert raw_rows(conn) == rows
+            allocated = conn.execute(select(payment_allocations.c.account_id, payment_allocations.c.payment_id)).all()
+            assert [tuple(row) for row in allocated] == [(before.first, "pay-1")]
+            assert ledger.verify(conn) == []
+        # And back: 0006's keys hold again while no id is used twice in an organization.
+        step_to(empty_database, "0006", down=True)
+        with empty_database.read() as conn:
+            assert raw_rows(conn) == rows
+        step_to(empty_database, "head")
+        with empty_database.read() as conn:
+            assert raw_rows(conn) == rows
+            assert differences(conn) == []
+
+    def test_after_the_upgrade_ids_are_per_account(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+        step_to(empty_database, "head")
+        now = datetime.now(UTC)
+        with empty_database.write() as conn:
+            # The other account may use every id the first one used.
+            conn.execute(
+                usage_events.insert().from_select(
+                    [c.name for c in usage_events.columns],
+                    select(
+                        *(
+                            literal(before.second, Uuid()).label(c.name) if c.name == "account_id" else c
+                            for c in usage_events.columns
+                        )
+                    ).where(usage_events.c.account_id == before.first),
+                )
+            )
+            conn.execute(
+                insert(credit_transactions).values(
+                    id=uuid.uuid4(),
+                    organization_id=before.organization_id,
+                    account_id=before.second,
+                    kind="grant",
+                    amount=1,
+                    idempotency_key="grant:g-1",
+                    source="system",
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                insert(payments).values(
+                    organization_id=before.organization_id,
+                    id="pay-1",
+                    account_id=before.second,
+                    amount=Decimal(1),
+                    currency="USD",
+                    date=now,
+                    unapplied=Decimal(1),
+                    fingerprint="f" * 32,
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                insert(payment_allocations).values(
+                    organization_id=before.organization_id,
+                    account_id=before.second,
+                    payment_id="pay-1",
+                    invoice_id=before.invoice_id,
+                    amount=Decimal(1),
+                )
+            )
+        with empty_database.read() as conn:
+            counted = conn.execute(
+                select(usage_events.c.id, func.count()).group_by(usage_events.c.id).order_by(usage_events.c.id)
+            ).all()
+            assert [tuple(row) for row in counted] == [("ev-1", 2), ("ev-2", 1), ("ev-3", 2)]
+        # Within one account each id is still once only.
+        duplicates = {
+            "usage event": insert(usage_events).values(
+                organization_id=before.organization_id,
+                id="ev-2",
+                account_id=before.second,
+                kind="credit",
+                quantity="1",
+                occurred_at=now,
+                received_at=now,
+                fingerprint="0" * 32,
+            ),
+            "grant": insert(credit_transactions).values(
+                id=uuid.uuid4(),
+                organization_id=before.organization_id,
+                account_id=before.first,
+                kind="grant",
+                amount=1,
+                idempotency_key="grant:g-1",
+                source="system",
+                created_at=now,
+            ),
+            "payment": insert(payments).values(
+                organization_id=before.organization_id,
+                id="pay-2",
+                account_id=before.second,
+                amount=Decimal(1),
+                currency="USD",
+                date=now,
+                unapplied=Decimal(1),
+                fingerprint="f" * 32,
+                created_at=now,
+            ),
+            "allocation": insert(payment_allocations).values(
+                organization_id=before.organization_id,
+                account_id=before.first,
+                payment_id="pay-1",
+                invoice_id=before.invoice_id,
+                amount=Decimal(1),
+            ),
+        }
+        for name, statement in duplicates.items():
+            with pytest.raises(IntegrityError), empty_database.write() as conn:  # noqa: PT012
+                conn.execute(statement)
+                pytest.fail(f"a second {name} with one id in one account was stored")
+
+    def test_allocations_of_missing_payments_stop_the_upgrade(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+            conn.execute(
+                insert(ALLOCATIONS_0006).values(
+                    organization_id=before.organization_id,
+                    payment_id="never-recorded",
+                    invoice_id=before.invoice_id,
+                    amount=Decimal(1),
+                )
+            )
+            rows = raw_rows(conn)
+        with pytest.raises(RuntimeError, match="payments that do not exist"):
+            step_to(empty_database, "0007")
+        with empty_database.read() as conn:
+            assert current_revision(conn) == "0006"
+            assert raw_rows(conn) == rows
