@@ -7,13 +7,22 @@ console's chart, with accounts near and at their feature limits), invoices for t
 ended (one of them voided) and payments (one invoice paid, one partly, money paid ahead), all through the
 services, as any other caller would.
 
+It is a story, told from the moment the organization was created (the anchor) backwards, and its dates agree
+with each other: each account's contract starts before its first usage, credits are granted when the contract
+starts (before the usage they fund), each month is invoiced on the first day of the next one, due after the
+account's net terms, and paid after it was issued, never after the anchor. Only what the services stamp with
+the clock (when a row was written, a void) is dated by the run itself. docs/decisions.md has the reasoning.
+
 Running it again reuses the demo organization and mints fresh keys (keys are shown only once); everything
 else is written idempotently: grants and events carry fixed ids, and their content is dated from the
-organization's creation, so a second run sends exactly the same grants and events and adds nothing.
+organization's creation, so a second run sends exactly the same grants and events and adds nothing. Payments
+and the void are sent only by the run that invoiced the months, so an organization seeded by an earlier demo
+keeps its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +50,7 @@ from meterbook.features import service as features
 from meterbook.features.schemas import FeaturePut
 from meterbook.invoicing import service as invoicing
 from meterbook.invoicing.models import Invoice
+from meterbook.kit.time import as_utc, month_start, next_month
 from meterbook.ledger import service as ledger
 from meterbook.ledger.schemas import CreditGrant
 from meterbook.payments import service as payments
@@ -66,6 +76,8 @@ class UsageSummary:
     invoiced_months: list[str] = field(default_factory=list)
     invoices: list[Invoice] = field(default_factory=list)
     payments: int = 0
+    #: The months this run invoiced (empty when an earlier run had).
+    billed_now: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +89,8 @@ class DemoData:
     accounts: list[Account] = field(default_factory=list)
     reused: bool = False
     usage: UsageSummary | None = None
+    #: The story's present: every date of the demo's data is at or before it.
+    anchor: datetime | None = None
 
 
 #: The account names the usage is written for (the demo creates them; renamed or archived ones are skipped).
@@ -86,6 +100,11 @@ CALLS, API_CALLS, SMS = "TD-USG-TEL-UG-102213", "TD-USG-API-UG-100410", "TD-USG-
 FIRST_PRICE_FROM = datetime(2026, 6, 1, tzinfo=UTC)
 #: Months of usage up to the anchor's, so that the console's usage chart has a full year to show.
 HISTORY_MONTHS = 12
+#: How many months before the anchor's each contract started: on the first of the month of its first usage
+#: at the latest (Globex and Umbrella have the year of history, Initech and Globex Europe the last months).
+CONTRACT_MONTHS_BACK = {GLOBEX: HISTORY_MONTHS - 1, INITECH: 9, UMBRELLA: HISTORY_MONTHS - 1, GLOBEX_EU: 2}
+#: Globex's commitment runs two years from its start.
+COMMITMENT_MONTHS = 24
 FEATURES: list[tuple[str, str, int | None, Literal["never", "monthly"]]] = [
     ("cohort.max_count", "Cohorts an account may keep at once", 10, "never"),
     ("api.monthly_calls", "API calls per calendar month", 100_000, "monthly"),
@@ -107,7 +126,16 @@ def _month_start(moment: datetime, months_back: int = 0) -> datetime:
     return datetime(year, month + 1, 1, tzinfo=UTC)
 
 
-def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate]:
+def _anchor(created_at: datetime) -> datetime:
+    """The story's present: the organization's creation, to the minute, the same on every run."""
+    return as_utc(created_at).replace(second=0, microsecond=0)
+
+
+def _contract_start(anchor: datetime, name: str) -> datetime:
+    return _month_start(anchor, CONTRACT_MONTHS_BACK[name])
+
+
+def _demo_accounts(anchor: datetime, parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate]:
     if parent_of_sub is not None:
         return [
             AccountCreate(
@@ -115,14 +143,19 @@ def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate
                 parent_account_id=parent_of_sub,
                 currency="EUR",
                 email="billing-eu@globex.example",
+                contract_started_at=_contract_start(anchor, GLOBEX_EU),
             )
         ]
+    globex_start = _contract_start(anchor, GLOBEX)
     return [
         AccountCreate(
             name=GLOBEX,
             email="billing@globex.example",
-            commitment=Commitment(monthly_cost=Decimal("1500"), renewal_date=datetime(2027, 1, 1, tzinfo=UTC)),
-            contract_started_at=datetime(2026, 1, 1, tzinfo=UTC),
+            commitment=Commitment(
+                monthly_cost=Decimal("1500"),
+                renewal_date=_month_start(globex_start, -COMMITMENT_MONTHS),
+            ),
+            contract_started_at=globex_start,
             stripe_customer_id="cus_DemoGlobex01",
         ),
         AccountCreate(
@@ -131,13 +164,14 @@ def _demo_accounts(parent_of_sub: uuid.UUID | None = None) -> list[AccountCreate
             currency="EUR",
             net_terms_days=45,
             commitment=Commitment(monthly_cost=Decimal("420"), renewal_date=None),
-            contract_started_at=datetime(2026, 3, 1, tzinfo=UTC),
+            contract_started_at=_contract_start(anchor, INITECH),
         ),
         AccountCreate(
             name=UMBRELLA,
             email="finance@umbrella.example",
             credit_min=-500,
             branding=Branding(suppress_from_reports=True),
+            contract_started_at=_contract_start(anchor, UMBRELLA),
         ),
     ]
 
@@ -198,6 +232,7 @@ def _put_features(conn: Connection, org: Principal, by_name: dict[str, Account])
 
 
 def _grant_credits(conn: Connection, org: Principal, by_name: dict[str, Account]) -> None:
+    """Each account's credits, granted when its contract started: before any usage they fund."""
     for account_name, (amount, kind) in GRANTS.items():
         account = by_name.get(account_name)
         if account is not None:
@@ -322,10 +357,8 @@ def _history(anchor: datetime) -> list[tuple[str, dict[str, Any]]]:
     return planned
 
 
-def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> UsageSummary:
-    """Catalog, features, credits and usage, each written so that a second run adds nothing."""
-    # Dated from the organization's creation (not from now), so that every run sends the same content.
-    anchor = created_at.astimezone(UTC).replace(second=0, microsecond=0)
+def _seed_usage(conn: Connection, org: Principal, anchor: datetime) -> UsageSummary:
+    """Catalog, features, credits, usage and invoices, each written so that a second run adds nothing."""
     by_name = {account.name: account for account in accounts.list_accounts(conn, org) if account.archived_at is None}
     _put_catalog(conn, org, anchor)
     _put_features(conn, org, by_name)
@@ -334,7 +367,7 @@ def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> Usage
     accepted = usage.ingest(conn, org, events).accepted if events else 0
     dates = [event.occurred_at for event in events if event.occurred_at is not None] or [anchor]
     now = datetime.now(UTC)
-    months = _bill_and_collect(conn, org, anchor, by_name)
+    months, billed_now = _bill_and_collect(conn, org, anchor, by_name)
     return UsageSummary(
         products=[(p.product_id, p.description, p.price_at(now)) for p in catalog.list_products(conn, org)],
         features=[(f.name, f.default_limit, f.reset) for f in features.list_features(conn, org)],
@@ -345,19 +378,28 @@ def _seed_usage(conn: Connection, org: Principal, created_at: datetime) -> Usage
         invoiced_months=months,
         invoices=invoicing.list_invoices(conn, org),
         payments=len(payments.list_payments(conn, org)),
+        billed_now=billed_now,
     )
 
 
-def _bill_and_collect(conn: Connection, org: Principal, anchor: datetime, by_name: dict[str, Account]) -> list[str]:
-    """Invoice the two months before the anchor's, then record payments and a void, each only once.
+def _bill_and_collect(
+    conn: Connection, org: Principal, anchor: datetime, by_name: dict[str, Account]
+) -> tuple[list[str], list[str]]:
+    """Invoice the two months before the anchor's, then record payments and a void; the months, and those billed now.
 
-    Everything is derived from the anchor and the invoices themselves (which never change), so a second
-    run sends the same payments with the same ids and content, and they are recognised as recorded.
+    Each month is invoiced at its end (the first instant of the next month), as a monthly run would have done,
+    not when the demo happens to run. Payments and the void follow only when this run issued the invoices:
+    they are the story of those invoices, and an organization seeded by an earlier demo keeps its own.
     """
     months = [f"{start:%Y-%m}" for start in (_month_start(anchor, 2), _month_start(anchor, 1))]
     organization_id = require_organization(org)
-    for month in months:
-        invoicing.run_billing(conn, organization_id, month)
+    billed_now = [
+        month
+        for month in months
+        if invoicing.run_billing(conn, organization_id, month, now=month_start(next_month(month))).created
+    ]
+    if billed_now != months:
+        return months, billed_now
 
     def invoice_of(name: str, month: str) -> Invoice | None:
         account = by_name.get(name)
@@ -366,12 +408,12 @@ def _bill_and_collect(conn: Connection, org: Principal, anchor: datetime, by_nam
         found = invoicing.list_invoices(conn, org, account_id=account.id, month=month)
         return found[0] if found else None
 
-    def paid(payment_id: str, name: str, invoice: Invoice | None, amount: Decimal, reference: str) -> None:
+    def paid(payment_id: str, name: str, invoice: Invoice | None, amount: Decimal, days: int, reference: str) -> None:
         account = by_name.get(name)
         if account is None or invoice is None:
             return
-        # Ten days after the invoice's date, but never after the anchor: the same date on every run.
-        date = min(invoice.effective_date + timedelta(days=10), anchor)
+        # Some days after the invoice was issued, but never after the story's present.
+        date = min(invoice.issued_at + timedelta(days=days), anchor)
         data = PaymentIn(
             id=payment_id,
             account_id=account.id,
@@ -385,19 +427,20 @@ def _bill_and_collect(conn: Connection, org: Principal, anchor: datetime, by_nam
     older, newer = months
     globex_older = invoice_of(GLOBEX, older)
     if globex_older is not None:
-        paid("demo-payment-1", GLOBEX, globex_older, globex_older.amount, "wire GLX-1001")
+        paid("demo-payment-1", GLOBEX, globex_older, globex_older.amount, 10, "wire GLX-1001")
     globex_newer = invoice_of(GLOBEX, newer)
     if globex_newer is not None:
-        paid("demo-payment-2", GLOBEX, globex_newer, Decimal(1000), "wire GLX-1002")
+        paid("demo-payment-2", GLOBEX, globex_newer, Decimal(1000), 5, "wire GLX-1002")
     initech_older = invoice_of(INITECH, older)
     if initech_older is not None:
-        paid("demo-payment-3", INITECH, initech_older, initech_older.amount, "SEPA INI-77")
+        # Within Initech's 45 days, and still in the month after the invoice's (the shortest month has 28 days).
+        paid("demo-payment-3", INITECH, initech_older, initech_older.amount, 25, "SEPA INI-77")
     # Umbrella's first invoice was issued in error: voided, it stays in the history with a refund.
     umbrella_older = invoice_of(UMBRELLA, older)
     if umbrella_older is not None:
         invoicing.void(conn, org, umbrella_older.id)
-        paid("demo-payment-4", UMBRELLA, invoice_of(UMBRELLA, newer), Decimal(50), "card UMB-5")
-    return months
+        paid("demo-payment-4", UMBRELLA, invoice_of(UMBRELLA, newer), Decimal(50), 3, "card UMB-5")
+    return months, billed_now
 
 
 def seed(conn: Connection) -> DemoData:
@@ -409,27 +452,29 @@ def seed(conn: Connection) -> DemoData:
         )
         org_key = org_created.token
         org = accounts.authenticate(conn, org_key)
-        top = [accounts.create_account(conn, org, data) for data in _demo_accounts()]
-        for data in _demo_accounts(top[0].id):
+        anchor = _anchor(organization.created_at)
+        top = [accounts.create_account(conn, org, data) for data in _demo_accounts(anchor)]
+        for data in _demo_accounts(anchor, top[0].id):
             accounts.create_account(conn, org, data)
         for name, billed in (("globex-web", top[0]), ("initech-etl", top[1]), ("internal-tools", None)):
             accounts.create_project(
                 conn, org, ProjectCreate(name=name, billing_account_id=billed.id if billed else None)
             )
         account_key = top[0].api_key or ""
-        organization_id, created_at, reused = organization.id, organization.created_at, False
+        organization_id, reused = organization.id, False
     else:
         org_key = accounts.create_organization_key(conn, existing.id, "demo organization key").token
         org = accounts.authenticate(conn, org_key)
+        anchor = _anchor(existing.created_at)
         globex = accounts.list_accounts(conn, org)[0]
         account_key = accounts.create_key(conn, org, KeyCreate(account_id=globex.id, name="demo account key")).token
-        organization_id, created_at, reused = existing.id, existing.created_at, True
+        organization_id, reused = existing.id, True
     read_only = accounts.create_key(
         conn,
         org,
         KeyCreate(name="demo read-only key", scopes=["accounts:read", "billing:read", "usage:read"]),
     ).token
-    summary = _seed_usage(conn, org, created_at)
+    summary = _seed_usage(conn, org, anchor)
     return DemoData(
         organization_id=organization_id,
         organization_key=org_key,
@@ -438,6 +483,7 @@ def seed(conn: Connection) -> DemoData:
         accounts=accounts.list_accounts(conn, org),
         reused=reused,
         usage=summary,
+        anchor=anchor,
     )
 
 
@@ -463,6 +509,7 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
     line(f"  {base_url}    (API reference: {base_url}/docs)")
     console.print("\n[bold]Web console[/bold]", soft_wrap=True)
     line(f"  {base_url}/ui    (sign in with the organization key or the read-only key above)")
+    first_month, last_month = _usage_months(demo.usage)
     console.print("\n[bold]Try[/bold] (paste into another terminal while the server runs):")
     examples = [
         f"export MB={base_url} KEY={demo.organization_key}",
@@ -480,10 +527,11 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         f'-d \'[{{"id": "try-1", "account_id": "{first.id}", "type": "metered", "product_id": "{CALLS}", '
         '"quantity": "2.5", "direction": "INBOUND"}]\'',
         "# (send that one twice: the second reply counts it among the duplicates, and nothing changes)",
-        f'curl -s "$MB/v1/accounts/{first.id}/usage?from=2026-01&to=2027-12" -H "Authorization: Bearer $KEY"',
+        f'curl -s "$MB/v1/accounts/{first.id}/usage?from={first_month}&to={last_month}" '
+        '-H "Authorization: Bearer $KEY"',
         "# Talkdesk dialect: monthly usage aggregates, filtered",
         'curl -s -G $MB/express/usage/month -H "Authorization: Bearer $KEY" '
-        f"--data-urlencode \"filter=account_id eq '{first.id}' and month ge '2026-01'\" "
+        f"--data-urlencode \"filter=account_id eq '{first.id}' and month ge '{first_month}'\" "
         "--data-urlencode order_by=month:asc",
         "# Invoices, payments, and the two billing views over them",
         'curl -s $MB/v1/invoices -H "Authorization: Bearer $KEY"',
@@ -514,9 +562,26 @@ def _print_usage(line: Callable[[str], None], summary: UsageSummary) -> None:
         f"  usage             {summary.events} events from {summary.first_event:%Y-%m-%d} "
         f"to {summary.last_event:%Y-%m-%d} ({added})"
     )
-    if summary.invoiced_months:
+    if summary.invoices:
         states = {status: sum(i.status == status for i in summary.invoices) for status in ("open", "paid", "void")}
+        months = _months_text(sorted({invoice.month for invoice in summary.invoices}))
+        done = f"billed {_months_text(summary.billed_now)} now" if summary.billed_now else "nothing billed now"
         line(
-            f"  invoices          {len(summary.invoices)} for {' and '.join(summary.invoiced_months)} "
-            f"({states['open']} open, {states['paid']} paid, {states['void']} void); {summary.payments} payments"
+            f"  invoices          {len(summary.invoices)} for {months} ({states['open']} open, "
+            f"{states['paid']} paid, {states['void']} void); {summary.payments} payments; {done}"
         )
+
+
+def _months_text(months: list[str]) -> str:
+    """``2026-10``, ``2026-10 and 2026-11``, ``2026-08 to 2026-11`` (consecutive), else a list."""
+    if len(months) <= 2:
+        return " and ".join(months)
+    consecutive = all(next_month(a) == b for a, b in itertools.pairwise(months))
+    return f"{months[0]} to {months[-1]}" if consecutive else ", ".join(months[:-1]) + f" and {months[-1]}"
+
+
+def _usage_months(summary: UsageSummary | None) -> tuple[str, str]:
+    now = datetime.now(UTC)
+    if summary is None:
+        return f"{now:%Y-%m}", f"{now:%Y-%m}"
+    return f"{summary.first_event:%Y-%m}", f"{summary.last_event:%Y-%m}"

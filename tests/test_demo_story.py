@@ -1,0 +1,219 @@
+"""``meterbook demo`` tells one story, and its dates agree with each other, as its users see them.
+
+The demo's organization is told back from the moment it was created (its anchor): contracts start before the
+usage they cover, credits are granted before the usage they fund, each month is invoiced when it ends and due
+after the account's terms, payments come after the invoices they pay, and the guide it prints says what was
+billed. Read through the API with the demo's own organization key, on both databases.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlalchemy import func, select
+
+from meterbook.db import Database
+from meterbook.db.tables import usage_events
+from meterbook.demo import DemoData, print_guide, seed
+from meterbook.kit.time import as_utc, month_start, next_month
+
+BASE_URL = "http://127.0.0.1:8000"
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def month_end(month: str) -> datetime:
+    return month_start(next_month(month))
+
+
+def months_before(moment: datetime, count: int) -> str:
+    index = moment.year * 12 + moment.month - 1 - count
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+class Story:
+    """The seeded demo, read as its operator reads it."""
+
+    def __init__(self, client: TestClient, demo: DemoData) -> None:
+        self.client = client
+        self.demo = demo
+        assert demo.anchor is not None
+        self.anchor = demo.anchor
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.client.get(
+            path, params=params, headers={"Authorization": f"Bearer {self.demo.organization_key}"}
+        )
+        assert response.status_code == 200, response.text
+        return response.json(parse_float=Decimal)
+
+    def accounts(self) -> list[dict[str, Any]]:
+        accounts: list[dict[str, Any]] = self.get("/v1/accounts")
+        return accounts
+
+    def invoices(self) -> dict[str, dict[str, Any]]:
+        return {invoice["id"]: invoice for invoice in self.get("/v1/invoices")["invoices"]}
+
+    def payments(self) -> list[dict[str, Any]]:
+        payments: list[dict[str, Any]] = self.get("/v1/payments")["payments"]
+        return payments
+
+    def guide(self) -> str:
+        printed = io.StringIO()
+        print_guide(Console(file=printed, width=120, color_system=None), BASE_URL, self.demo)
+        return printed.getvalue()
+
+
+@pytest.fixture
+def story(client: TestClient, database: Database) -> Story:
+    with database.write() as conn:
+        demo = seed(conn)
+    return Story(client, demo)
+
+
+class TestDates:
+    def test_each_month_is_invoiced_when_it_ends_and_due_after_the_accounts_terms(self, story: Story) -> None:
+        terms = {account["id"]: account["net_terms_days"] for account in story.accounts()}
+        invoices = story.invoices().values()
+        assert len(invoices) == 6
+        for invoice in invoices:
+            ended = month_end(invoice["month"])
+            # Issued by a monthly run at the month's end, not on the day the demo ran.
+            assert when(invoice["issued_at"]) == ended, invoice
+            assert when(invoice["effective_date"]) == ended, invoice
+            assert when(invoice["due_date"]) == ended + timedelta(days=terms[invoice["account_id"]]), invoice
+            assert when(invoice["due_date"]) > when(invoice["issued_at"]), invoice
+            assert when(invoice["issued_at"]) <= story.anchor, invoice
+
+    def test_payments_come_after_the_invoices_they_pay_and_before_now(self, story: Story) -> None:
+        invoices = story.invoices()
+        payments = story.payments()
+        assert len(payments) == 4
+        applied = 0
+        for payment in payments:
+            assert when(payment["date"]) <= story.anchor, payment
+            for application in payment["applied"]:
+                paid = invoices[application["invoice_id"]]
+                assert when(payment["date"]) >= when(paid["issued_at"]), (payment, paid)
+                applied += 1
+        assert applied >= 3
+        for invoice in invoices.values():
+            if invoice["paid_at"] is not None:
+                assert when(invoice["paid_at"]) >= when(invoice["issued_at"]), invoice
+            if invoice["voided_at"] is not None:
+                assert when(invoice["voided_at"]) >= when(invoice["issued_at"]), invoice
+
+    def test_the_history_shows_charges_when_issued_and_payments_when_paid(self, story: Story) -> None:
+        history = self_history(story)
+        issued = {when(invoice["issued_at"]) for invoice in story.invoices().values()}
+        paid = {when(payment["date"]) for payment in story.payments()}
+        assert {item["type"] for item in history} == {"charge", "payment", "refund"}
+        for item in history:
+            if item["type"] == "charge":
+                assert when(item["occurred_at"]) in issued, item
+            elif item["type"] == "payment":
+                assert when(item["occurred_at"]) in paid, item
+            else:
+                assert when(item["occurred_at"]) >= min(issued), item
+
+    def test_contracts_start_before_the_first_usage(self, story: Story, database: Database) -> None:
+        with database.read() as conn:
+            rows = conn.execute(
+                select(usage_events.c.account_id, func.min(usage_events.c.occurred_at)).group_by(
+                    usage_events.c.account_id
+                )
+            ).all()
+        first_use = {str(account_id): as_utc(first) for account_id, first in rows}
+        accounts = story.accounts()
+        assert len(accounts) == 4
+        for account in accounts:
+            started = when(account["contract_started_at"])
+            assert started < first_use[account["id"]], account["name"]
+            assert started <= story.anchor
+            renewal = account["commitment"]["renewal_date"]
+            if renewal is not None:
+                assert when(renewal) > story.anchor > started, account["name"]
+
+
+def self_history(story: Story) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        body = story.get("/client/v4/user/billing/history", page=page, per_page=50)
+        items += body["result"]
+        if page >= body["result_info"]["total_pages"]:
+            return items
+        page += 1
+
+
+class TestTheGuide:
+    INVOICES = re.compile(
+        r"invoices\s+(\d+) for (.+?) \((\d+) open, (\d+) paid, (\d+) void\); (\d+) payments; (.+)$", re.MULTILINE
+    )
+    USAGE = re.compile(r"usage\s+(\d+) events from (\S+) to (\S+) \((.+)\)$", re.MULTILINE)
+
+    def test_says_what_was_billed(self, story: Story) -> None:
+        found = self.INVOICES.search(story.guide())
+        assert found is not None, story.guide()
+        count, months, open_, paid, void, payments, done = found.groups()
+        invoices = list(story.invoices().values())
+        billed = sorted({invoice["month"] for invoice in invoices})
+        assert int(count) == len(invoices)
+        assert months == " and ".join(billed)
+        by_status: dict[str, int] = defaultdict(int)
+        for invoice in invoices:
+            by_status[invoice["status"]] += 1
+        assert (int(open_), int(paid), int(void)) == (by_status["open"], by_status["paid"], by_status["void"])
+        assert int(payments) == len(story.payments())
+        assert done == f"billed {' and '.join(billed)} now"
+        # The two months before the anchor's: the months that had ended when the organization was created.
+        assert billed == [months_before(story.anchor, 2), months_before(story.anchor, 1)]
+
+    def test_says_what_usage_there_is(self, story: Story, database: Database) -> None:
+        found = self.USAGE.search(story.guide())
+        assert found is not None, story.guide()
+        with database.read() as conn:
+            count, first, last = conn.execute(
+                select(func.count(), func.min(usage_events.c.occurred_at), func.max(usage_events.c.occurred_at))
+            ).one()
+        assert int(found.group(1)) == count
+        assert (found.group(2), found.group(3)) == (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}")
+        assert found.group(4) == f"{count} added now"
+
+    def test_a_second_run_says_it_billed_nothing_and_changes_no_date(self, story: Story, database: Database) -> None:
+        before = (story.invoices(), story.payments())
+        with database.write() as conn:
+            again = seed(conn)
+        second = Story(story.client, again)
+        assert (second.invoices(), second.payments()) == before
+        guide = second.guide()
+        assert "nothing billed now" in guide
+        assert "all there already" in guide
+
+    def test_a_month_billed_since_is_counted_with_the_others(self, story: Story, database: Database) -> None:
+        unbilled = months_before(story.anchor, 3)
+        response = story.client.post(
+            "/v1/billing_runs",
+            json={"month": unbilled},
+            headers={"Authorization": f"Bearer {story.demo.organization_key}"},
+        )
+        assert response.status_code == 201, response.text
+        with database.write() as conn:
+            again = seed(conn)
+        found = self.INVOICES.search(Story(story.client, again).guide())
+        assert found is not None
+        months = sorted({invoice["month"] for invoice in story.invoices().values()})
+        assert len(months) == 3
+        assert found.group(1) == str(len(story.invoices()))
+        assert found.group(2) == f"{months[0]} to {months[-1]}"
+        assert found.group(7) == "nothing billed now"
