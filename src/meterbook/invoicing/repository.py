@@ -43,6 +43,7 @@ from meterbook.kit.time import as_utc
 
 __all__ = [
     "HistoryOrder",
+    "amounts_due",
     "count_history",
     "find_billing_run",
     "get_invoice",
@@ -648,3 +649,25 @@ def list_billing_runs(conn: Connection, organization_id: uuid.UUID) -> list[Bill
         BillingRun(month=row.month, invoice_count=row.invoice_count, created_at=row.created_at, created=False)
         for row in conn.execute(statement)
     ]
+
+
+def amounts_due(
+    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None
+) -> dict[uuid.UUID, dict[str, Decimal]]:
+    """What each reachable account still owes on its open invoices, per currency, in one grouped query."""
+    statement = (
+        select(
+            invoices.c.account_id,
+            invoices.c.currency,
+            func.sum(invoices.c.amount).label("amount"),
+            func.sum(invoices.c.amount_paid).label("paid"),
+        )
+        .where(invoices.c.organization_id == organization_id, invoices.c.status == "open")
+        .group_by(invoices.c.account_id, invoices.c.currency)
+    )
+    if path_prefix is not None:
+        statement = statement.where(invoices.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
+    due: dict[uuid.UUID, dict[str, Decimal]] = {}
+    for row in conn.execute(statement):
+        due.setdefault(row.account_id, {})[row.currency] = row.amount - row.paid
+    return due

@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 
 from sqlalchemy import Connection
@@ -45,10 +45,12 @@ __all__ = [
     "SUBSCRIPTION_DESCRIPTION",
     "AccountTerms",
     "account_statement",
+    "amounts_due",
     "bill",
     "draft_invoices",
     "get_invoice",
     "history",
+    "is_overdue",
     "list_billing_runs",
     "list_invoices",
     "lock_usage",
@@ -531,3 +533,15 @@ def list_billing_runs(conn: Connection, principal: Principal) -> list[BillingRun
     """The organization's billing runs, newest month first: a run covers every account, so an organization key's."""
     authorize(principal, access.READ_BILLING_RUNS)
     return repository.list_billing_runs(conn, require_organization(principal))
+
+
+def amounts_due(conn: Connection, principal: Principal) -> dict[uuid.UUID, dict[str, Decimal]]:
+    """What each account the key reaches owes on its open invoices, per currency (absent: nothing open)."""
+    organization_id, path_prefix = within(principal)
+    return repository.amounts_due(conn, organization_id, path_prefix)
+
+
+def is_overdue(invoice: Invoice, now: datetime | None = None) -> bool:
+    """An open invoice whose due date has passed (contract §8): the due date is the last day to pay, in UTC."""
+    now = now or utcnow()
+    return invoice.status == "open" and now.astimezone(UTC).date() > invoice.due_date.astimezone(UTC).date()

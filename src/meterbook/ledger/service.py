@@ -19,7 +19,7 @@ from meterbook.ledger import repository
 from meterbook.ledger.models import Balance, Transaction, UsageDebit
 from meterbook.ledger.schemas import CreditGrant
 
-__all__ = ["balance", "can_spend", "debit_usage", "grant", "revert", "transactions", "verify"]
+__all__ = ["balance", "balances", "can_spend", "debit_usage", "grant", "revert", "transactions", "verify"]
 
 
 def grant(conn: Connection, principal: Principal, account_id: uuid.UUID, data: CreditGrant) -> tuple[Transaction, bool]:
@@ -199,3 +199,9 @@ def verify(conn: Connection) -> list[str]:
         if stored != replayed
     ]
     return differences
+
+
+def balances(conn: Connection, principal: Principal) -> dict[uuid.UUID, int]:
+    """The credit balance of every account the key reaches; an account that never had credits is absent (0)."""
+    organization_id, path_prefix = within(principal)
+    return repository.balances(conn, organization_id, path_prefix)
