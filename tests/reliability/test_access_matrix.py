@@ -22,6 +22,7 @@ third organization) may read and gets 403 for every write.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -298,12 +299,136 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/ui/billing-runs"): Row(
         CONSOLE, lambda v: ("/ui/billing-runs", None), {"other_org": 200, **SIGNED_OUT}, console=True
     ),
+    # The console's actions: a signed-in key without the action's scope (the matrix's "without_scope" still has
+    # the read scopes, so it signs in) is refused (403); another organization's ids are 404. A form posted
+    # (with the caller's form token) only reviews until it is sent to .../confirm, which redirects (303).
+    ("GET", "/ui/accounts/{account_id}/grant"): Row(
+        "billing:write",
+        lambda v: (f"/ui/accounts/{v.parent['id']}/grant", None),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("POST", "/ui/accounts/{account_id}/grant"): Row(
+        "billing:write",
+        lambda v: (f"/ui/accounts/{v.parent['id']}/grant", {"amount": "1"}),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("POST", "/ui/accounts/{account_id}/grant/confirm"): Row(
+        "billing:write",
+        lambda v: (f"/ui/accounts/{v.parent['id']}/grant/confirm", {"amount": "1", "grant_id": f"m-{uuid.uuid4()}"}),
+        {"without_scope": 403, **SIGNED_OUT},
+        owner=303,
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("GET", "/ui/accounts/{account_id}/payment"): Row(
+        "billing:write",
+        lambda v: (f"/ui/accounts/{v.parent['id']}/payment", None),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("POST", "/ui/accounts/{account_id}/payment"): Row(
+        "billing:write",
+        lambda v: (f"/ui/accounts/{v.parent['id']}/payment", {"amount": "1.00"}),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("POST", "/ui/accounts/{account_id}/payment/confirm"): Row(
+        "billing:write",
+        lambda v: (
+            f"/ui/accounts/{v.parent['id']}/payment/confirm",
+            {"amount": "1.00", "payment_id": f"m-{uuid.uuid4()}"},
+        ),
+        {"without_scope": 403, **SIGNED_OUT},
+        owner=303,
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("GET", "/ui/invoices/{invoice_id}/void"): Row(
+        "billing:write",
+        lambda v: (f"/ui/invoices/{v.invoice_id}/void", None),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    # The month build_org invoiced: reviewing or confirming it again makes nothing, for anyone.
+    ("POST", "/ui/billing-runs"): Row(
+        "billing:write",
+        lambda v: ("/ui/billing-runs", {"month": v.month}),
+        {"other_org": 200, "without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("POST", "/ui/billing-runs/confirm"): Row(
+        "billing:write",
+        lambda v: ("/ui/billing-runs/confirm", {"month": v.month}),
+        {"other_org": 303, "without_scope": 403, **SIGNED_OUT},
+        owner=303,
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("GET", "/ui/keys"): Row(
+        "keys:write",
+        lambda v: ("/ui/keys", None),
+        {"other_org": 200, "without_scope": 403, **SIGNED_OUT},
+        console=True,
+    ),
+    ("GET", "/ui/keys/new"): Row(
+        "keys:write",
+        lambda v: ("/ui/keys/new", None),
+        {"other_org": 200, "without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=CUSTOMER,
+    ),
+    # A key for the victim's parent account: another organization cannot name it (400, as the API answers).
+    ("POST", "/ui/keys/new"): Row(
+        "keys:write",
+        lambda v: ("/ui/keys/new", {"account_id": v.parent["id"]}),
+        {"other_org": 400, "without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=CUSTOMER,
+    ),
+    ("POST", "/ui/keys/new/confirm"): Row(
+        "keys:write",
+        lambda v: ("/ui/keys/new/confirm", {"account_id": v.parent["id"]}),
+        {"other_org": 400, "without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=CUSTOMER,
+    ),
+    ("GET", "/ui/keys/{key_id}/revoke"): Row(
+        "keys:write",
+        lambda v: (f"/ui/keys/{v.spare_key_id}/revoke", None),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=CUSTOMER,
+    ),
     # --- last: the owner's call changes the target for good -------------------------------------------------
     ("DELETE", "/v1/api_keys/{key_id}"): Row(
         "keys:write", lambda v: (f"/v1/api_keys/{v.spare_key_id}", None), kind=CUSTOMER
     ),
     ("POST", "/v1/invoices/{invoice_id}/void"): Row(
         "billing:write", lambda v: (f"/v1/invoices/{v.invoice_id}/void", None), kind=OPERATOR
+    ),
+    ("POST", "/ui/keys/{key_id}/revoke/confirm"): Row(
+        "keys:write",
+        lambda v: (f"/ui/keys/{v.spare_key_id}/revoke/confirm", {}),
+        {"without_scope": 403, **SIGNED_OUT},
+        owner=303,
+        console=True,
+        kind=CUSTOMER,
+    ),
+    ("POST", "/ui/invoices/{invoice_id}/void/confirm"): Row(
+        "billing:write",
+        lambda v: (f"/ui/invoices/{v.invoice_id}/void/confirm", {}),
+        {"without_scope": 403, **SIGNED_OUT},
+        owner=303,
+        console=True,
+        kind=OPERATOR,
     ),
     ("DELETE", "/v1/accounts/{account_id}"): Row(
         "accounts:write", lambda v: (f"/v1/accounts/{v.parent['id']}", None), owner=202, kind=OPERATOR
@@ -408,6 +533,16 @@ def cells(victim: Org, other: Org, archived: Org, keys: Keys, platform_key: str)
     return refused, allowed
 
 
+def form_token(client: TestClient, cookie_header: dict[str, str], known: dict[str, str | None]) -> str | None:
+    """The form token a console page hands the session of ``cookie_header`` (None without a session)."""
+    cookie = cookie_header.get("Cookie", "")
+    if cookie not in known:
+        page = client.get("/ui/accounts", headers=cookie_header, follow_redirects=False) if cookie else None
+        match = re.search(r'name="csrf" value="([^"]+)"', page.text) if page is not None else None
+        known[cookie] = match.group(1) if match else None
+    return known[cookie]
+
+
 def sign_in(client: TestClient, key: str) -> str | None:
     """The console's session cookie for ``key``, or None when the console refuses it."""
     response = client.post("/ui/sign-in", data={"key": key, "next": "/ui/accounts"}, follow_redirects=False)
@@ -425,6 +560,7 @@ def test_no_key_reaches_what_it_must_not(
     response = client.delete(f"/v1/accounts/{archived.parent['id']}", headers=bearer(archived.key))
     assert response.status_code == 202, response.text
     sessions: dict[str, str | None] = {}
+    tokens: dict[str, str | None] = {}
 
     def remember_session(key: str) -> None:
         sessions[key] = sign_in(client, key)
@@ -449,6 +585,11 @@ def test_no_key_reaches_what_it_must_not(
         if row.sign_in_form:
             response = client.post(url, data={"key": cell.key or ""}, follow_redirects=False)
             client.cookies.clear()
+        elif row.console and cell.method == "POST" and cell.path != "/ui/sign-out":
+            # A console form, sent as the browser sends it: with the token its page gave the caller's session.
+            token = form_token(client, headers, tokens)
+            form = dict(body or {}) | ({"csrf": token} if token else {})
+            response = client.post(url, data=form, headers=headers, follow_redirects=False)
         else:
             response = client.request(cell.method, url, json=body, headers=headers, follow_redirects=False)
         name = f"{cell.method} {cell.path} as {cell.who}"

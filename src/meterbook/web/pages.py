@@ -1,8 +1,8 @@
 """The console's pages: each reads through the domain services, as the API does, and renders a template.
 
 Signing in takes an organization key with the read scopes the pages need; the session cookie then
-stands for that key (``web/session.py``), and every page checks it again. Nothing here changes
-billing data: the only forms are sign-in and sign-out.
+stands for that key (``web/session.py``), and every page checks it again. The forms that change
+billing data are in ``web/actions.py``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
@@ -28,15 +25,26 @@ from meterbook.accounts import service as accounts
 from meterbook.accounts.access import authorize
 from meterbook.accounts.models import Account, Principal
 from meterbook.aggregates import service as aggregates
-from meterbook.api.routing import reading, writing
+from meterbook.api.routing import writing
 from meterbook.config import Settings
-from meterbook.errors import AuthenticationError, ExpiredApiKey, Forbidden, NotFound, SessionEnded
+from meterbook.errors import AuthenticationError, ExpiredApiKey, Forbidden
 from meterbook.features import service as features
 from meterbook.invoicing import service as invoicing
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.payments import service as payments
-from meterbook.web import session
+from meterbook.web import actions, session
+from meterbook.web.common import (
+    ActionRefused,
+    SignInRequired,
+    over_https,
+    page_response,
+    same_origin,
+    secret,
+    sign_in_redirect,
+    signed_in,
+    uuid_or_404,
+)
 from meterbook.web.render import SECURITY_HEADERS, STATIC_DIR, html, plain_decimal
 
 __all__ = ["install", "router"]
@@ -48,32 +56,11 @@ NEAR_LIMIT = 0.8
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
-
-class SignInRequired(Exception):
-    """No valid session: answered by a redirect to the sign-in page, which then leads back here."""
-
-    def __init__(self, next_path: str, reason: str | None, had_cookie: bool) -> None:
-        super().__init__(reason or "sign in")
-        self.next_path = next_path
-        self.reason = reason
-        self.had_cookie = had_cookie
-
-
 _REASONS = {
     "expired": "Your session has ended. Please sign in again.",
     "key": "The key you signed in with is no longer valid (revoked or expired). Sign in with another one.",
     "signed_out": "You have signed out.",
 }
-
-
-def _secret(request: Request) -> bytes:
-    secret: bytes = request.app.state.console_secret
-    return secret
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -87,78 +74,11 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _over_https(request: Request) -> bool:
-    return request.url.scheme == "https" or _settings(request).base_url.startswith("https://")
-
-
 def _safe_next(value: str | None) -> str:
     """Where to go after signing in: a console path of this server only (never another site)."""
     if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
         return value
     return "/ui/accounts"
-
-
-def _sign_in_redirect(next_path: str, reason: str | None = None) -> RedirectResponse:
-    query = {"next": next_path} | ({"reason": reason} if reason else {})
-    return RedirectResponse(f"/ui/sign-in?{urlencode(query)}", status_code=303, headers=SECURITY_HEADERS)
-
-
-def _same_origin(request: Request) -> bool:
-    """A state-changing form must come from a page of this console: its Origin (or Referer) names this server.
-
-    Browsers send Origin with every POST; a request without either header did not come from a web page
-    of another site (which is what a cross-site request forgery needs), so it is let through.
-    """
-    sent = request.headers.get("origin")
-    if sent is None:
-        referer = request.headers.get("referer")
-        if referer is None:
-            return True
-        parts = urlsplit(referer)
-        sent = f"{parts.scheme}://{parts.netloc}"
-    host = request.headers.get("host", "")
-    allowed = {f"{request.url.scheme}://{host}", _settings(request).base_url}
-    return sent.rstrip("/") in allowed
-
-
-def _principal(request: Request, conn: Connection) -> Principal:
-    """The signed-in key, checked again now; :class:`SignInRequired` if there is none or it is no longer valid."""
-    next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    cookie = request.cookies.get(session.COOKIE)
-    if not cookie:
-        raise SignInRequired(next_path, None, had_cookie=False)
-    session_id = session.read(_secret(request), cookie, utcnow())
-    if session_id is None:
-        raise SignInRequired(next_path, "expired", had_cookie=True)
-    try:
-        principal = accounts.principal_for_session(conn, session_id)
-    except SessionEnded:
-        raise SignInRequired(next_path, "expired", had_cookie=True) from None
-    except AuthenticationError:
-        raise SignInRequired(next_path, "key", had_cookie=True) from None
-    return principal
-
-
-@dataclass(frozen=True)
-class _Page:
-    conn: Connection
-    principal: Principal
-    context: dict[str, Any]
-
-
-@contextmanager
-def _signed_in(request: Request) -> Iterator[_Page]:
-    with reading(request) as conn:
-        principal = _principal(request, conn)
-        organization = accounts.get_organization(conn, principal)
-        yield _Page(conn, principal, {"organization": organization, "signed_in": True, "path": request.url.path})
-
-
-def _uuid_or_404(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise NotFound("Not a valid id.") from None
 
 
 # --- signing in and out ----------------------------------------------------------------------------
@@ -192,7 +112,7 @@ def _open_session(request: Request, token: str) -> tuple[uuid.UUID, datetime]:
 async def sign_in(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     next_path = _safe_next(form.get("next", [""])[0])
-    if not _same_origin(request):
+    if not same_origin(request):
         return _sign_in_page(request, next_path, error="This sign-in did not come from this console.", status=403)
     token = form.get("key", [""])[0].strip()
     if not token:
@@ -210,10 +130,10 @@ async def sign_in(request: Request) -> Response:
     response = RedirectResponse(next_path, status_code=303, headers=SECURITY_HEADERS)
     response.set_cookie(
         session.COOKIE,
-        session.sign(_secret(request), session_id, expires_at),
+        session.sign(secret(request), session_id, expires_at),
         max_age=int(session.LIFETIME.total_seconds()),
         path="/ui",
-        secure=_over_https(request),
+        secure=over_https(request),
         httponly=True,
         samesite="lax",
     )
@@ -222,7 +142,7 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/sign-out")
 def sign_out(request: Request) -> Response:
-    if not _same_origin(request):
+    if not same_origin(request):
         return html(
             "error.html",
             {
@@ -234,12 +154,16 @@ def sign_out(request: Request) -> Response:
             403,
         )
     cookie = request.cookies.get(session.COOKIE)
-    session_id = session.read(_secret(request), cookie, utcnow()) if cookie else None
+    session_id = session.read(secret(request), cookie, utcnow()) if cookie else None
     if session_id is not None:
         with writing(request) as conn:
             accounts.end_console_session(conn, session_id)
-    response = _sign_in_redirect("/ui/accounts", "signed_out")
-    response.delete_cookie(session.COOKIE, path="/ui", secure=_over_https(request), httponly=True, samesite="lax")
+    response = sign_in_redirect("/ui/accounts", "signed_out")
+    response.delete_cookie(session.COOKIE, path="/ui", secure=over_https(request), httponly=True, samesite="lax")
+    if session.FLASH_COOKIE in request.cookies:
+        response.delete_cookie(
+            session.FLASH_COOKIE, path="/ui", secure=over_https(request), httponly=True, samesite="lax"
+        )
     return response
 
 
@@ -254,11 +178,22 @@ def home() -> Response:
 
 @router.get("/accounts")
 def accounts_page(request: Request, q: str = "") -> Response:
-    with _signed_in(request) as page:
+    with signed_in(request) as page:
         everyone = accounts.list_accounts(page.conn, page.principal)
         found = accounts.search_accounts(page.conn, page.principal, q) if q.strip() else everyone
+        # One query each for the whole list, whatever its length.
+        balances = ledger.balances(page.conn, page.principal)
+        due = invoicing.amounts_due(page.conn, page.principal)
     names = {account.id: account.name for account in everyone}
-    return html("accounts.html", page.context | {"accounts": found, "total": len(everyone), "q": q, "names": names})
+    context = {
+        "accounts": found,
+        "total": len(everyone),
+        "q": q,
+        "names": names,
+        "balances": balances,
+        "due": {account_id: sorted(amounts.items()) for account_id, amounts in due.items()},
+    }
+    return page_response(page, "accounts.html", context)
 
 
 def _chart(usage: aggregates.UsageByMonth) -> list[dict[str, Any]]:
@@ -282,8 +217,8 @@ def _chart(usage: aggregates.UsageByMonth) -> list[dict[str, Any]]:
 
 @router.get("/accounts/{account_id}")
 def account_page(request: Request, account_id: str) -> Response:
-    wanted = _uuid_or_404(account_id)
-    with _signed_in(request) as page:
+    wanted = uuid_or_404(account_id)
+    with signed_in(request) as page:
         conn, principal = page.conn, page.principal
         account = accounts.get_account(conn, principal, wanted)
         reachable = accounts.list_accounts(conn, principal)
@@ -303,7 +238,8 @@ def account_page(request: Request, account_id: str) -> Response:
             "payments": payments.list_payments(conn, principal, account.id),
         }
     numbers = {invoice.id: invoice.number for invoice in invoices}
-    return html("account.html", page.context | context | {"invoice_numbers": numbers})
+    overdue = {invoice.id for invoice in invoices if invoicing.is_overdue(invoice, now)}
+    return page_response(page, "account.html", context | {"invoice_numbers": numbers, "overdue": overdue})
 
 
 def _feature_rows(conn: Connection, principal: Principal, account: Account) -> list[dict[str, Any]]:
@@ -330,17 +266,24 @@ def _feature_rows(conn: Connection, principal: Principal, account: Account) -> l
 def invoices_page(request: Request, status: str = "", month: str = "") -> Response:
     chosen_status = status if status in {"open", "paid", "void"} else None
     chosen_month = month if len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit() else None
-    with _signed_in(request) as page:
+    with signed_in(request) as page:
         found = invoicing.list_invoices(page.conn, page.principal, status=chosen_status, month=chosen_month)
         names = {account.id: account.name for account in accounts.list_accounts(page.conn, page.principal)}
-    context = {"invoices": found, "names": names, "status": chosen_status or "", "month": chosen_month or ""}
-    return html("invoices.html", page.context | context)
+    now = utcnow()
+    context = {
+        "invoices": found,
+        "names": names,
+        "status": chosen_status or "",
+        "month": chosen_month or "",
+        "overdue": {invoice.id for invoice in found if invoicing.is_overdue(invoice, now)},
+    }
+    return page_response(page, "invoices.html", context)
 
 
 @router.get("/invoices/{invoice_id}")
 def invoice_page(request: Request, invoice_id: str) -> Response:
-    wanted = _uuid_or_404(invoice_id)
-    with _signed_in(request) as page:
+    wanted = uuid_or_404(invoice_id)
+    with signed_in(request) as page:
         invoice = invoicing.get_invoice(page.conn, page.principal, wanted)
         account = accounts.get_account(page.conn, page.principal, invoice.account_id)
         received = payments.list_payments(page.conn, page.principal, account.id)
@@ -350,21 +293,27 @@ def invoice_page(request: Request, invoice_id: str) -> Response:
         for allocation in payment.allocations
         if allocation.invoice_id == invoice.id
     ]
-    return html("invoice.html", page.context | {"invoice": invoice, "account": account, "applied": applied})
+    context = {
+        "invoice": invoice,
+        "account": account,
+        "applied": applied,
+        "overdue": {invoice.id} if invoicing.is_overdue(invoice) else set(),
+    }
+    return page_response(page, "invoice.html", context)
 
 
 @router.get("/billing-runs")
 def billing_runs_page(request: Request) -> Response:
-    with _signed_in(request) as page:
+    with signed_in(request) as page:
         runs = invoicing.list_billing_runs(page.conn, page.principal)
-    return html("billing_runs.html", page.context | {"runs": runs})
+    return page_response(page, "billing_runs.html", actions.billing_form_context(runs))
 
 
 # --- wiring ----------------------------------------------------------------------------------------
 
 
 def install(app: FastAPI) -> None:
-    """Mount the console on ``app``: its pages, its static files, and its session key."""
+    """Mount the console on ``app``: its pages and forms, its static files, and its session key."""
     settings: Settings = app.state.settings
     configured = settings.session_secret
     # Unset: a key of this process alone, so sessions end with it (documented in docs/console.md).
@@ -374,13 +323,19 @@ def install(app: FastAPI) -> None:
 
     async def to_sign_in(request: Request, error: Exception) -> Response:
         assert isinstance(error, SignInRequired)
-        response = _sign_in_redirect(error.next_path, error.reason)
+        response = sign_in_redirect(error.next_path, error.reason)
         if error.had_cookie:
             response.delete_cookie(
-                session.COOKIE, path="/ui", secure=_over_https(request), httponly=True, samesite="lax"
+                session.COOKIE, path="/ui", secure=over_https(request), httponly=True, samesite="lax"
             )
         return response
 
+    async def refused(_request: Request, error: Exception) -> Response:
+        assert isinstance(error, ActionRefused)
+        return error.response
+
     app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(ActionRefused, refused)
     app.include_router(router)
+    app.include_router(actions.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")

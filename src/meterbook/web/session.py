@@ -6,6 +6,15 @@ secret. No part of the key is in it. A valid signature proves that the server is
 then says whether the session still lives, and the key it was opened with is checked again on every
 request (``accounts.principal_for_session``): signing out ends the row, so a copy of the cookie kept
 after sign-out is worthless, and revoking or expiring the key ends the session at once.
+
+Two more values are derived from the session id under the same secret, each with its own context:
+
+- the **form token** that every console form carries in a hidden field. A state-changing POST is
+  applied only if it sends the token of the session its cookie names: a page of another site can make
+  a browser send the cookie, but cannot read a console page to learn the token;
+- the **flash**: a short message for the page a successful action redirects to ("Granted 500
+  credits to Acme"), carried in a cookie of its own and signed, so that no one but this server can put
+  words on a console page, and tied to the session, so that it shows in no other.
 """
 
 from __future__ import annotations
@@ -17,13 +26,29 @@ import hmac
 import uuid
 from datetime import datetime, timedelta
 
-__all__ = ["COOKIE", "LIFETIME", "read", "sign"]
+__all__ = [
+    "COOKIE",
+    "FLASH_COOKIE",
+    "FLASH_LIFETIME",
+    "LIFETIME",
+    "form_token",
+    "form_token_matches",
+    "read",
+    "read_flash",
+    "sign",
+    "sign_flash",
+]
 
 COOKIE = "meterbook_console"
 #: A working day: long enough not to interrupt, short enough that a forgotten session ends by itself.
 LIFETIME = timedelta(hours=8)
-# Ties the signature to this use, so that no other HMAC the server might make under the same secret fits.
+FLASH_COOKIE = "meterbook_flash"
+#: The flash is read by the page the action redirects to, at once; a flash never read expires soon.
+FLASH_LIFETIME = timedelta(minutes=2)
+# Ties each signature to its use, so that no other HMAC the server makes under the same secret fits it.
 _CONTEXT = b"meterbook console session v1\x1f"
+_FORM_CONTEXT = b"meterbook console form token v1\x1f"
+_FLASH_CONTEXT = b"meterbook console flash v1\x1f"
 
 
 def _signature(secret: bytes, payload: str) -> str:
@@ -58,3 +83,38 @@ def read(secret: bytes, value: str, now: datetime) -> uuid.UUID | None:
     if expires <= now.timestamp():
         return None
     return session_id
+
+
+def _mac(secret: bytes, context: bytes, *parts: bytes) -> str:
+    digest = hmac.new(secret, context + b"\x1f".join(parts), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def form_token(secret: bytes, session_id: uuid.UUID) -> str:
+    """The hidden field every form of this session carries: only pages of this console know it."""
+    return _mac(secret, _FORM_CONTEXT, session_id.bytes)
+
+
+def form_token_matches(secret: bytes, session_id: uuid.UUID, sent: str | None) -> bool:
+    """Whether ``sent`` is this session's form token (compared in constant time)."""
+    if not sent:
+        return False
+    return hmac.compare_digest(form_token(secret, session_id).encode("ascii"), sent.encode("utf-8", "replace"))
+
+
+def sign_flash(secret: bytes, session_id: uuid.UUID, message: str) -> str:
+    """The flash cookie's value: the message, readable only by ``session_id``'s next page."""
+    payload = base64.urlsafe_b64encode(message.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return f"{payload}.{_mac(secret, _FLASH_CONTEXT, session_id.bytes, payload.encode('ascii'))}"
+
+
+def read_flash(secret: bytes, session_id: uuid.UUID, value: str) -> str | None:
+    """The message of a flash cookie this server signed for this session, or None."""
+    payload, _, signature = value.partition(".")
+    try:
+        expected = _mac(secret, _FLASH_CONTEXT, session_id.bytes, payload.encode("ascii"))
+        if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
+            return None
+        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
+    except (UnicodeError, binascii.Error, ValueError):
+        return None
