@@ -22,8 +22,19 @@ from meterbook.ledger.schemas import CreditGrant
 __all__ = ["balance", "balances", "can_spend", "debit_usage", "grant", "revert", "transactions", "verify"]
 
 
-def grant(conn: Connection, principal: Principal, account_id: uuid.UUID, data: CreditGrant) -> tuple[Transaction, bool]:
-    """Add credits to the account, once per ``data.id``: the same grant again returns the first (False)."""
+def grant(
+    conn: Connection,
+    principal: Principal,
+    account_id: uuid.UUID,
+    data: CreditGrant,
+    *,
+    granted_at: datetime | None = None,
+) -> tuple[Transaction, bool]:
+    """Add credits to the account, once per ``data.id``: the same grant again returns the first (False).
+
+    ``granted_at`` dates a grant made before it is recorded (the demo's history, whose grants come before the
+    usage they fund), as ``invoicing.run_billing`` takes ``now``; the API records every grant as made now.
+    """
     account = resolve_account(conn, principal, account_id)
     key = f"grant:{data.id}"
     digest = fingerprint({"account_id": str(account.id), **data.model_dump(mode="json")})
@@ -45,7 +56,7 @@ def grant(conn: Connection, principal: Principal, account_id: uuid.UUID, data: C
         description=data.description,
         user_id=None,
         metadata=data.metadata,
-        created_at=now,
+        created_at=granted_at or now,
     )
     repository.insert_transactions(conn, account.organization_id, [transaction], [digest])
     repository.ensure_balances(conn, account.organization_id, [account.id], now)
