@@ -144,6 +144,21 @@ class TestDates:
             if renewal is not None:
                 assert when(renewal) > story.anchor > started, account["name"]
 
+    def test_credits_are_granted_before_the_usage_they_fund(self, story: Story) -> None:
+        for account in story.accounts():
+            transactions = story.get(f"/v1/accounts/{account['id']}/credits/transactions")["transactions"]
+            grants = [t for t in transactions if t["kind"] in ("grant", "purchase")]
+            debits = [t for t in transactions if t["kind"] == "usage"]
+            assert grants, account["name"]
+            assert debits, account["name"]
+            assert max(when(t["created_at"]) for t in grants) < min(when(t["created_at"]) for t in debits)
+            # In the order of their dates, no debit ever spent credits the account did not have yet.
+            balance = 0
+            for transaction in sorted(transactions, key=lambda t: when(t["created_at"])):
+                balance += transaction["amount"] if transaction["direction"] == "credit" else -transaction["amount"]
+                assert balance >= account["credit_min"], (account["name"], transaction)
+            assert when(grants[0]["created_at"]) >= when(account["contract_started_at"])
+
 
 def self_history(story: Story) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []

@@ -243,7 +243,7 @@ def _grant_credits(conn: Connection, org: Principal, by_name: dict[str, Account]
                 source="demo",
                 description="Prepaid credits" if kind == "purchase" else "Welcome credits",
             )
-            ledger.grant(conn, org, account.id, grant)
+            ledger.grant(conn, org, account.id, grant, granted_at=account.contract_started_at)
 
 
 def _usage_events(anchor: datetime, by_name: dict[str, Account]) -> list[EventIn]:
