@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -319,6 +320,55 @@ class TestDemo:
         assert match is not None, output
         with database.read() as conn:
             assert conn.execute(select(organizations.c.id)).scalars().all() == [uuid.UUID(match.group(1))]
+
+    def test_prints_ready_to_paste_exports_for_the_tour(self, runner: CliRunner, database: Database) -> None:
+        output = run_demo(runner)
+        exports = [line.strip() for line in output.splitlines() if line.strip().startswith("export ")]
+        # Pasted into bash as printed, comments and all.
+        shell = subprocess.run(
+            ["bash", "-euc", "\n".join([*exports, "env"])], capture_output=True, text=True, check=True
+        )
+        values = dict(line.split("=", 1) for line in shell.stdout.splitlines() if "=" in line)
+        names = {"MB", "KEY", "ACCOUNT_KEY", "READ_KEY", "ORG", "GLOBEX", "INITECH", "UMBRELLA", "GLOBEX_EU"}
+        assert names | {"KEY_ID", "INVOICE", "BILLED", "UNBILLED"} <= set(values), exports
+        assert values["MB"] == "http://127.0.0.1:8000"
+        assert values["KEY"] == labelled_token(output, "organization key")
+        assert values["ACCOUNT_KEY"] == labelled_token(output, "account key")
+        assert values["READ_KEY"] == labelled_token(output, "read-only key")
+        organization = authenticate(database, values["KEY"])
+        assert values["ORG"] == str(organization.organization_id)
+        with database.read() as conn:
+            by_name = {account.name: account for account in accounts.list_accounts(conn, organization)}
+            spare = conn.execute(select(api_keys).where(api_keys.c.id == uuid.UUID(values["KEY_ID"]))).one()
+            invoice = conn.execute(select(invoices).where(invoices.c.id == uuid.UUID(values["INVOICE"]))).one()
+            run_months = set(conn.execute(select(billing_runs.c.month)).scalars())
+        for variable, name in [
+            ("GLOBEX", "Globex Corporation"),
+            ("INITECH", "Initech"),
+            ("UMBRELLA", "Umbrella Labs"),
+            ("GLOBEX_EU", "Globex Europe"),
+        ]:
+            assert values[variable] == str(by_name[name].id)
+        assert spare.account_id == by_name["Initech"].id
+        assert spare.revoked_at is None
+        assert (invoice.account_id, invoice.status, invoice.month) == (
+            by_name["Globex Corporation"].id,
+            "open",
+            values["BILLED"],
+        )
+        assert values["BILLED"] == max(run_months)
+        assert values["UNBILLED"] not in run_months
+        assert values["UNBILLED"] < previous_month(0)
+
+    def test_a_second_run_prints_a_fresh_key_to_revoke(self, runner: CliRunner, database: Database) -> None:
+        def spare_key_id(output: str) -> str:
+            match = re.search(rf"^\s*export KEY_ID=({UUID_TEXT})", output, re.MULTILINE)
+            assert match is not None, output
+            return match.group(1)
+
+        first = spare_key_id(run_demo(runner))
+        assert runner.invoke(app, ["keys", "revoke", first]).exit_code == 0
+        assert spare_key_id(run_demo(runner)) != first
 
 
 class TestDemoUsage:

@@ -89,6 +89,13 @@ class DemoData:
     accounts: list[Account] = field(default_factory=list)
     reused: bool = False
     usage: UsageSummary | None = None
+    #: A key of Initech's that nothing else uses, for the README's tour to revoke.
+    spare_key_id: uuid.UUID | None = None
+    #: Globex Corporation's open invoice (or, once none is open, its latest), for the tour to read and void.
+    invoice_id: uuid.UUID | None = None
+    #: The latest month the demo invoiced, and the latest ended month that no billing run has invoiced yet.
+    billed_month: str | None = None
+    unbilled_month: str | None = None
     #: The story's present: every date of the demo's data is at or before it.
     anchor: datetime | None = None
 
@@ -119,6 +126,9 @@ GRANTS = {
     UMBRELLA: (2_000, "grant"),
     GLOBEX_EU: (3_000, "grant"),
 }
+#: The shell variable that names each demo account in the guide's export lines (and the docs' examples).
+ACCOUNT_VARIABLES = {GLOBEX: "GLOBEX", INITECH: "INITECH", UMBRELLA: "UMBRELLA", GLOBEX_EU: "GLOBEX_EU"}
+SPARE_KEY_NAME = "initech-etl (old, to revoke)"
 
 
 def _month_start(moment: datetime, months_back: int = 0) -> datetime:
@@ -443,6 +453,24 @@ def _bill_and_collect(
     return months, billed_now
 
 
+def _unbilled_month(conn: Connection, org: Principal) -> str:
+    """The latest month that has ended and that no billing run has invoiced: one a billing run would invoice now."""
+    billed = {run.month for run in invoicing.list_billing_runs(conn, org)}
+    month = f"{_month_start(datetime.now(UTC), 1):%Y-%m}"
+    while month in billed:
+        month = f"{_month_start(month_start(month), 1):%Y-%m}"
+    return month
+
+
+def _tour_invoice(conn: Connection, org: Principal, account: Account | None) -> uuid.UUID | None:
+    if account is None:
+        return None
+    invoices = invoicing.list_invoices(conn, org, account_id=account.id)
+    open_ones = [invoice for invoice in invoices if invoice.status == "open"]
+    chosen = (open_ones or invoices)[-1:]
+    return chosen[0].id if chosen else None
+
+
 def seed(conn: Connection) -> DemoData:
     existing = accounts.organization_named(conn, DEMO_ORGANIZATION)
     if existing is None:
@@ -475,6 +503,14 @@ def seed(conn: Connection) -> DemoData:
         KeyCreate(name="demo read-only key", scopes=["accounts:read", "billing:read", "usage:read"]),
     ).token
     summary = _seed_usage(conn, org, anchor)
+    by_name = {account.name: account for account in accounts.list_accounts(conn, org) if account.archived_at is None}
+    initech = by_name.get(INITECH)
+    # Minted on every run, so that the tour always has a live key to revoke, and one nobody else relies on.
+    spare = (
+        accounts.create_key(conn, org, KeyCreate(account_id=initech.id, name=SPARE_KEY_NAME, scopes=["usage:write"]))
+        if initech is not None
+        else None
+    )
     return DemoData(
         organization_id=organization_id,
         organization_key=org_key,
@@ -483,8 +519,42 @@ def seed(conn: Connection) -> DemoData:
         accounts=accounts.list_accounts(conn, org),
         reused=reused,
         usage=summary,
+        spare_key_id=spare.key.id if spare is not None else None,
+        invoice_id=_tour_invoice(conn, org, by_name.get(GLOBEX)),
+        billed_month=summary.invoiced_months[-1],
+        unbilled_month=_unbilled_month(conn, org),
         anchor=anchor,
     )
+
+
+def tour_variables(base_url: str, demo: DemoData) -> list[tuple[str, str, str]]:
+    """The shell variables the README's tour and docs/dialects.md use: (name, value, what it is)."""
+    first = demo.accounts[0]
+    variables = [
+        ("MB", base_url, "the server"),
+        ("KEY", demo.organization_key, "the organization key: the operator's, reaches every account"),
+        ("ACCOUNT_KEY", demo.account_key, f"{first.name}'s account key: a customer's"),
+        ("READ_KEY", demo.read_only_key, "the read-only key"),
+        ("ORG", str(demo.organization_id), DEMO_ORGANIZATION),
+    ]
+    names = {account.id: account.name for account in demo.accounts}
+    for account in demo.accounts:
+        variable = ACCOUNT_VARIABLES.get(account.name)
+        if variable is not None and account.archived_at is None:
+            parent = names.get(account.parent_account_id) if account.parent_account_id else None
+            what = f"{account.name} ({account.currency})" + (f", a subaccount of {parent}" if parent else "")
+            variables.append((variable, str(account.id), what))
+    if demo.spare_key_id is not None:
+        variables.append(
+            ("KEY_ID", str(demo.spare_key_id), f"a key of {INITECH}'s that nothing uses, for the tour to revoke")
+        )
+    if demo.invoice_id is not None:
+        variables.append(("INVOICE", str(demo.invoice_id), f"an invoice of {GLOBEX}'s (open, if one is)"))
+    if demo.billed_month is not None:
+        variables.append(("BILLED", demo.billed_month, "the latest month the demo invoiced"))
+    if demo.unbilled_month is not None:
+        variables.append(("UNBILLED", demo.unbilled_month, "the latest ended month not invoiced yet"))
+    return variables
 
 
 def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
@@ -509,10 +579,15 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
     line(f"  {base_url}    (API reference: {base_url}/docs)")
     console.print("\n[bold]Web console[/bold]", soft_wrap=True)
     line(f"  {base_url}/ui    (sign in with the organization key or the read-only key above)")
+    console.print(
+        "\n[bold]Variables[/bold] (paste them into another terminal; the README's tour and docs/dialects.md use them):",
+        soft_wrap=True,
+    )
+    for name, value, what in tour_variables(base_url, demo):
+        line(f"  export {name}={value}  # {what}")
     first_month, last_month = _usage_months(demo.usage)
-    console.print("\n[bold]Try[/bold] (paste into another terminal while the server runs):")
+    console.print("\n[bold]Try[/bold] (in that terminal, while the server runs):", soft_wrap=True)
     examples = [
-        f"export MB={base_url} KEY={demo.organization_key}",
         f'curl -s $MB/v1/accounts/{first.id} -H "Authorization: Bearer $KEY"',
         'curl -s $MB/v1/accounts -H "Authorization: Bearer $KEY"',
         f'curl -s $MB/v1/accounts/current -H "Authorization: Bearer {demo.account_key}"',
