@@ -541,7 +541,7 @@ class TestKeys:
         created = console.post(action, sent, csrf=None)
         assert created.status_code == 200
         assert "it is shown only once" in created.text
-        token = re.search(r'id="token" class="token" type="text" readonly value="([^"]+)"', created.text)
+        token = re.search(r'<code id="token" class="token">([^<]+)</code>', created.text)
         assert token is not None
         key = token.group(1)
         after = api(tenant, "/v1/api_keys")

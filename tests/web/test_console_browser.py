@@ -1,13 +1,18 @@
 """The console end to end: a real server over the demo's data, driven by headless Chromium (Debian's ``chromium``
 through Playwright). It signs in, searches, opens an account, checks the chart's data and the page's figures
-against the API's answers, opens an invoice, saves a screenshot, and signs out.
+against the API's answers, opens an invoice, saves a screenshot, and signs out. Then, at desktop width
+(1280 x 800) and at a phone's (390 x 844), an operator grants credits, records a payment, voids an invoice, and
+creates and revokes a key, each through its review and Confirm; every page visited must fit the width
+(nothing scrolls sideways but the tables inside their cards), and the accounts list, an account, an invoice
+and a review are saved as screenshots at both widths.
 
 SQLite only: every page reads through the same services as the API, and ``test_console.py`` checks each page
 on both databases; what this test adds is the browser (cookies, scripts, the chart, the Content-Security-Policy),
 which does not depend on the database, and it costs a browser start.
 
-The screenshot goes to ``$METERBOOK_TEST_ARTIFACTS`` when that is set, else to the test's pytest tmp dir
-(its path is printed). Without Chromium or Playwright the test is skipped, except in CI (``CI`` set), where it fails.
+The screenshots go to ``$METERBOOK_TEST_ARTIFACTS`` when that is set, else to the test's pytest tmp dir
+(their paths are printed). Without Chromium or Playwright the test is skipped, except in CI (``CI`` set), where
+it fails.
 """
 
 from __future__ import annotations
@@ -221,6 +226,134 @@ def test_the_console_in_a_browser(playwright_api: Any, demo_server: tuple[str, D
             assert "meterbook_console" not in {cookie["name"] for cookie in context.cookies()}
             page.goto(f"{base_url}/ui/billing-runs")
             assert "/ui/sign-in" in page.url
+        finally:
+            browser.close()
+    assert problems == []
+
+
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def _fits(page: Any) -> None:
+    """Nothing on the page is wider than the window: wide tables scroll inside their cards, not the page."""
+    widths = page.evaluate("({page: document.documentElement.scrollWidth, window: window.innerWidth})")
+    assert widths["page"] <= widths["window"], (
+        f"{page.url} is {widths['page']} px wide in a {widths['window']} px window"
+    )
+
+
+def _shot(page: Any, folder: Path, name: str) -> None:
+    _fits(page)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000
+    print(f"console screenshot: {path}")
+
+
+def _confirm(page: Any) -> str:
+    """Press Confirm on a review page; the flash on the page it leads to."""
+    page.click("#confirm")
+    page.wait_for_selector("#flash")
+    return str(page.inner_text("#flash"))
+
+
+@pytest.mark.parametrize("width", list(VIEWPORTS))
+def test_an_operator_acts_in_the_console(
+    playwright_api: Any, demo_server: tuple[str, DemoData], tmp_path: Path, width: str
+) -> None:
+    base_url, demo = demo_server
+    key = demo.organization_key
+    globex = next(account for account in demo.accounts if account.name == "Globex Corporation")
+    folder = Path(os.environ.get("METERBOOK_TEST_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport=VIEWPORTS[width])
+            page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.goto(f"{base_url}/ui/sign-in")
+            _fits(page)
+            page.fill("#key", key)
+            page.click("form[action='/ui/sign-in'] button[type=submit]")
+            page.wait_for_url(f"{base_url}/ui/accounts")
+            assert page.locator("#accounts tbody tr").count() == len(demo.accounts)
+            _shot(page, folder, f"console-{width}-accounts")
+
+            # Grant credits: the form, the review (nothing granted yet), Confirm.
+            balance = _api(base_url, key, f"/v1/accounts/{globex.id}/credits")["balance"]
+            page.click(f'#accounts a[href="/ui/accounts/{globex.id}"]')
+            page.wait_for_selector("canvas[data-drawn=true]")
+            _shot(page, folder, f"console-{width}-account")
+            page.click("#account-actions >> text=Grant credits")
+            page.fill("#amount", "500")
+            page.fill("#description", "Browser test goodwill")
+            page.click("#grant-form button[type=submit]")
+            page.wait_for_selector("#confirm")
+            assert "Grant 500 credits to Globex Corporation?" in page.inner_text("h1")
+            assert _api(base_url, key, f"/v1/accounts/{globex.id}/credits")["balance"] == balance
+            _shot(page, folder, f"console-{width}-confirm-grant")
+            assert _confirm(page) == "Granted 500 credits to Globex Corporation."
+            assert page.get_attribute("#credit-balance", "data-value") == str(balance + 500)
+            assert _api(base_url, key, f"/v1/accounts/{globex.id}/credits")["balance"] == balance + 500
+            _fits(page)
+
+            # Record a payment.
+            payments = _api(base_url, key, "/v1/payments", account_id=str(globex.id))["payments"]
+            page.click("#account-actions >> text=Record a payment")
+            page.fill("#amount", "10.00")
+            page.fill("#reference", "browser wire 1")
+            page.click("#payment-form button[type=submit]")
+            page.wait_for_selector("#confirm")
+            _shot(page, folder, f"console-{width}-confirm-payment")
+            assert _confirm(page) == "Recorded a payment of 10.00 USD from Globex Corporation."
+            after = _api(base_url, key, "/v1/payments", account_id=str(globex.id))["payments"]
+            assert len(after) == len(payments) + 1
+            assert after[-1]["reference"] == "browser wire 1"
+
+            # Void an open invoice, from its page.
+            invoice = next(
+                item
+                for item in _api(base_url, key, "/v1/invoices", status="open")["invoices"]
+                if item["amount_paid"] == 0
+            )
+            page.goto(f"{base_url}/ui/invoices/{invoice['id']}")
+            _shot(page, folder, f"console-{width}-invoice")
+            page.click("#invoice-actions >> text=Void invoice")
+            page.wait_for_selector("#confirm")
+            _shot(page, folder, f"console-{width}-confirm-void")
+            assert _api(base_url, key, f"/v1/invoices/{invoice['id']}")["status"] == "open"
+            assert _confirm(page).startswith(f"Voided invoice #{invoice['number']} of ")
+            assert _api(base_url, key, f"/v1/invoices/{invoice['id']}")["status"] == "void"
+            _fits(page)
+
+            # Create a key (shown once), use it, revoke it.
+            page.click("nav >> text=Keys")
+            page.wait_for_selector("#keys")
+            _fits(page)
+            page.click("#new-key")
+            page.fill("#name", "browser test")
+            page.check("input[name=scopes][value='billing:read']")
+            page.click("#key-form button[type=submit]")
+            page.wait_for_selector("#confirm")
+            _fits(page)
+            page.click("#confirm")
+            page.wait_for_selector("#token")
+            _shot(page, folder, f"console-{width}-key-created")
+            assert "shown only once" in page.inner_text("#created-key")
+            token = page.inner_text("#token").strip()
+            assert httpx.get(f"{base_url}/v1/invoices", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            made = next(item for item in _api(base_url, key, "/v1/api_keys") if item["name"] == "browser test")
+            page.click("text=Done: back to the keys")
+            page.click(f'#keys tr[data-key="{made["id"]}"] >> text=Revoke')
+            page.wait_for_selector("#confirm")
+            _fits(page)
+            assert _confirm(page).startswith(f"Revoked key {made['key']} (browser test)")
+            assert page.get_attribute(f'#keys tr[data-key="{made["id"]}"]', "data-state") == "revoked"
+            assert httpx.get(f"{base_url}/v1/invoices", headers={"Authorization": f"Bearer {token}"}).status_code == 401
         finally:
             browser.close()
     assert problems == []

@@ -385,6 +385,7 @@ def _void(request: Request, page: Page, invoice: Invoice, account: Account, *, c
             "back": f"/ui/invoices/{invoice.id}",
             "action": f"/ui/invoices/{invoice.id}/void/confirm",
             "confirm": f"Void invoice #{invoice.number}",
+            "danger": True,
             "error": error,
             "rows": [
                 ("Invoice", f"#{invoice.number}"),
@@ -671,6 +672,7 @@ def _revoke(request: Request, page: Page, key: ApiKey, *, confirmed: bool) -> Re
             "back": "/ui/keys",
             "action": f"/ui/keys/{key.id}/revoke/confirm",
             "confirm": "Revoke the key",
+            "danger": True,
             "error": error,
             "rows": [
                 ("Key", key.masked),

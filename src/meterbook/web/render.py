@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from meterbook.errors import MeterbookError, NotFound
@@ -63,6 +64,14 @@ def timestamp(moment: datetime | None) -> str:
     return "" if moment is None else f"{as_utc(moment):%Y-%m-%d %H:%M} UTC"
 
 
+def when(moment: datetime | None) -> Markup:
+    """A timestamp for a table cell: it may wrap between the date and the time, never inside either."""
+    if moment is None:
+        return Markup("")
+    utc = as_utc(moment)
+    return Markup('<span class="date">{:%Y-%m-%d}</span> <span class="nowrap">{:%H:%M} UTC</span>').format(utc, utc)
+
+
 def month_name(month: str) -> str:
     year, number = month.split("-")
     return f"{datetime(int(year), int(number), 1):%b} {year}"
@@ -76,7 +85,13 @@ _environment = Environment(
     lstrip_blocks=True,
 )
 _environment.filters.update(
-    money=money, quantity=quantity, date=date, timestamp=timestamp, month_name=month_name, plain=plain_decimal
+    money=money,
+    quantity=quantity,
+    date=date,
+    timestamp=timestamp,
+    when=when,
+    month_name=month_name,
+    plain=plain_decimal,
 )
 
 
