@@ -43,3 +43,24 @@ def test_a_changed_value_is_refused(tamper: object) -> None:
 def test_another_servers_secret_is_refused() -> None:
     value = session.sign(SECRET, KEY_ID, NOW + timedelta(hours=1))
     assert session.read(b"t" * 32, value, NOW) is None
+
+
+def test_a_form_token_fits_its_own_session_only() -> None:
+    token = session.form_token(SECRET, KEY_ID)
+    assert session.form_token_matches(SECRET, KEY_ID, token)
+    assert not session.form_token_matches(SECRET, uuid.uuid4(), token)
+    assert not session.form_token_matches(b"t" * 32, KEY_ID, token)
+    for sent in (None, "", token[:-1], token + "A", "é" * 43):
+        assert not session.form_token_matches(SECRET, KEY_ID, sent)
+    # Not the cookie's signature under another name: a cookie never serves as a form token.
+    assert token not in session.sign(SECRET, KEY_ID, NOW + timedelta(hours=1))
+
+
+def test_a_flash_reads_back_in_its_own_session_only() -> None:
+    value = session.sign_flash(SECRET, KEY_ID, "Granted 500 credits to Acme — Ünïcode.")
+    assert session.read_flash(SECRET, KEY_ID, value) == "Granted 500 credits to Acme — Ünïcode."
+    assert session.read_flash(SECRET, uuid.uuid4(), value) is None
+    assert session.read_flash(b"t" * 32, KEY_ID, value) is None
+    forged = session.sign_flash(SECRET, KEY_ID, "Call +1 555 0100 to verify your account").split(".")[0]
+    for changed in (forged + "." + value.split(".")[1], value[:-1], "", ".", "é.é", "%%%.x"):
+        assert session.read_flash(SECRET, KEY_ID, changed) is None
