@@ -249,8 +249,13 @@ class TestAccepted:
             ).scalar_one()
         assert occurred == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
-    def test_unknown_fields_are_ignored(self, world):
-        assert world.ok([{**credit(world.aid, 1), "colour": "blue"}]) == {"accepted": 1, "duplicates": 0}
+    def test_unknown_fields_are_refused_and_nothing_is_applied(self, world):
+        """The native API refuses unknown fields (contract §3): a misspelt field must not be dropped silently."""
+        first = credit(world.aid, 1)
+        response = world.post([first, {**credit(world.aid, 1), "colour": "blue"}])
+        assert response.status_code == 400, response.text
+        assert [e["path"] for e in response.json()["validationErrors"]] == ["body.1.colour"]
+        assert world.ok([first]) == {"accepted": 1, "duplicates": 0}  # the whole batch was refused
 
     def test_an_account_key_writes_for_its_account_and_subaccounts(self, world):
         child = world.tenant.create_account(key=world.account["api_key"], name="Child")

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from meterbook.kit.fields import INT64_MAX, CurrencyCode, InputModel, Money, Name, Utc, WholeNumber
+from meterbook.kit.fields import INT64_MAX, CurrencyCode, InputModel, Money, Name, NativeInput, Utc, WholeNumber
 
 __all__ = [
     "AccountCreate",
@@ -59,16 +59,16 @@ class AccountCreate(AccountSettings):
     parent_account_id: uuid.UUID | None = None
 
 
-class OrganizationCreate(InputModel):
+class OrganizationCreate(NativeInput):
     name: Name
 
 
-class ProjectCreate(InputModel):
+class ProjectCreate(NativeInput):
     name: Name
     billing_account_id: uuid.UUID | None = None
 
 
-class KeyCreate(InputModel):
+class KeyCreate(NativeInput):
     account_id: uuid.UUID | None = None
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     scopes: list[str] | None = Field(default=None, description="Default: `*` (every scope the caller has).")

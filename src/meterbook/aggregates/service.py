@@ -17,7 +17,7 @@ from meterbook.accounts.reach import resolve_account, resolve_accounts, within
 from meterbook.aggregates import query, repository
 from meterbook.aggregates.models import Aggregate, AggregateKey, month_of
 from meterbook.catalog.models import Product
-from meterbook.errors import Conflict, Forbidden, InvalidInput
+from meterbook.errors import Conflict, Forbidden, InvalidInput, ValidationFailed
 
 __all__ = [
     "MAX_UNITS",
@@ -113,6 +113,11 @@ def account_usage(
     conn: Connection, principal: Principal, account_id: uuid.UUID, first: str | None, last: str | None
 ) -> list[Aggregate]:
     """The account's aggregates for the months ``first`` to ``last`` (``YYYY-MM``, both included), oldest first."""
+    if first is not None and last is not None and first > last:
+        # An empty answer would read as "no usage": say that the range is backwards instead.
+        raise ValidationFailed.field(
+            "query.from", f"{first} is after to={last}; give from <= to, e.g. from={last}&to={first}", "range"
+        )
     account = resolve_account(conn, principal, account_id)
     return repository.account_aggregates(conn, account.organization_id, account.id, first, last)
 

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from meterbook.api.explain import field_error
 from meterbook.errors import (
     BadRequest,
     FieldError,
@@ -25,7 +26,6 @@ from meterbook.errors import (
     MeterbookError,
     NotFound,
     ValidationFailed,
-    pydantic_message,
 )
 
 __all__ = ["ErrorRenderer", "flattened_routes", "install_error_handlers", "renderer_for"]
@@ -47,8 +47,8 @@ def renderer_for(path: str, renderers: Sequence[tuple[str, ErrorRenderer]], defa
     return default
 
 
-def from_validation_errors(errors: Sequence[Any]) -> InvalidInput:
-    """FastAPI's request validation errors, in the domain's words."""
+def from_validation_errors(errors: Sequence[Any], body: Any = None) -> InvalidInput:
+    """FastAPI's request validation errors, in the domain's words; ``body`` is the route's body annotation."""
     for error in errors:
         if error.get("type") == "json_invalid":
             detail = error.get("ctx", {}).get("error", "")
@@ -56,13 +56,21 @@ def from_validation_errors(errors: Sequence[Any]) -> InvalidInput:
     field_errors = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
-        message = pydantic_message(error)
         if error.get("type") == "missing" and location == ["body"]:
-            message = "a JSON body is required"
+            field_errors.append(FieldError("body", "a JSON body is required", "missing"))
         elif error.get("type") in {"model_attributes_type", "dict_type"} and location == ["body"]:
-            message = "the body must be a JSON object sent as application/json"
-        field_errors.append(FieldError(".".join(location) or "body", message, str(error.get("type", "invalid"))))
+            field_errors.append(
+                FieldError("body", "the body must be a JSON object sent as application/json", str(error["type"]))
+            )
+        else:
+            field_errors.append(field_error(error, body))
     return ValidationFailed(field_errors)
+
+
+def _body_annotation(request: Request) -> Any:
+    """The type the matched route reads its body as (``list[EventIn]``...), or None."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return None if body_field is None else body_field.field_info.annotation
 
 
 def flattened_routes(routes: Iterable[Any]) -> Iterator[Any]:
@@ -97,7 +105,7 @@ def install_error_handlers(
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> Response:
-        translated = from_validation_errors(error.errors())
+        translated = from_validation_errors(error.errors(), _body_annotation(request))
         return render(request, translated, translated.status)
 
     @app.exception_handler(StarletteHTTPException)

@@ -33,6 +33,7 @@ from meterbook.errors import MeterbookError
 from meterbook.features import service as features
 from meterbook.features.models import Feature
 from meterbook.features.schemas import FEATURE_NAME, FeaturePut, LimitPut
+from meterbook.kit.fields import MONTH_PATTERN
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.ledger.models import Balance, Transaction
@@ -174,8 +175,8 @@ def account_usage(
     request: Request,
     principal: UsageReader,
     account_id: uuid.UUID,
-    from_month: Annotated[str | None, Query(alias="from", pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
-    to_month: Annotated[str | None, Query(alias="to", pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
+    from_month: Annotated[str | None, Query(alias="from", pattern=MONTH_PATTERN, description="`YYYY-MM`")] = None,
+    to_month: Annotated[str | None, Query(alias="to", pattern=MONTH_PATTERN, description="`YYYY-MM`")] = None,
 ) -> Response:
     """The account's monthly usage aggregates from `from` to `to` (YYYY-MM, both included), oldest first."""
     with reading(request) as conn:

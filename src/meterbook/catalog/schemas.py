@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from meterbook.catalog.models import UsageType
-from meterbook.kit.fields import CurrencyCode, InputModel, Money, Utc
+from meterbook.kit.fields import CurrencyCode, Money, NativeInput, Utc
 
 __all__ = ["PRODUCT_ID", "ProductPut"]
 
@@ -15,7 +15,7 @@ __all__ = ["PRODUCT_ID", "ProductPut"]
 PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
 
 
-class ProductPut(InputModel):
+class ProductPut(NativeInput):
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
     type: UsageType = "OTHER"
     unit: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] = "unit"

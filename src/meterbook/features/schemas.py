@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, StringConstraints
 
-from meterbook.kit.fields import INT64_MAX, InputModel, WholeNumber
+from meterbook.kit.fields import INT64_MAX, NativeInput, WholeNumber
 
 __all__ = ["FEATURE_NAME", "FeaturePut", "LimitPut"]
 
@@ -14,7 +14,7 @@ __all__ = ["FEATURE_NAME", "FeaturePut", "LimitPut"]
 FEATURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$"
 
 
-class FeaturePut(InputModel):
+class FeaturePut(NativeInput):
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
     default_limit: WholeNumber | None = Field(
         default=None,
@@ -26,5 +26,5 @@ class FeaturePut(InputModel):
     reset: Literal["never", "monthly"] = "never"
 
 
-class LimitPut(InputModel):
+class LimitPut(NativeInput):
     limit: WholeNumber | None = Field(ge=0, le=INT64_MAX, description="This account's limit; null for unlimited.")

@@ -6,11 +6,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from meterbook.kit.fields import InputModel
+from meterbook.kit.fields import MONTH_PATTERN, NativeInput
 
 __all__ = ["MONTH_PATTERN", "BillingRunIn"]
-
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 
 def _calendar_year(month: str) -> str:
@@ -20,7 +18,7 @@ def _calendar_year(month: str) -> str:
     return month
 
 
-class BillingRunIn(InputModel):
+class BillingRunIn(NativeInput):
     month: Annotated[str, StringConstraints(pattern=MONTH_PATTERN), AfterValidator(_calendar_year)] = Field(
         description="The UTC month to invoice, `YYYY-MM`; it must have ended.", examples=["2026-10"]
     )

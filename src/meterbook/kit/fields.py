@@ -18,9 +18,20 @@ INT64_MAX = 2**63 - 1
 MAX_MONEY = Decimal(9_000_000_000)
 
 
+#: A UTC month, ``YYYY-MM``.
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+
 class InputModel(BaseModel):
-    # Unknown fields are ignored, as every dialect promises.
+    # Unknown fields are ignored, as every dialect promises (real clients send fields of newer versions).
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class NativeInput(InputModel):
+    """A request body of the native API, which refuses unknown fields (contract §3): a misspelt field that
+    were ignored would bill wrongly (an ``occurred_at`` sent as ``timestamp`` would date usage today)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _currency(code: str) -> str:

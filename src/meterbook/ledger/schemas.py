@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from meterbook.kit.fields import INT64_MAX, InputModel, WholeNumber
+from meterbook.kit.fields import INT64_MAX, NativeInput, WholeNumber
 
 __all__ = ["CreditGrant"]
 
 
-class CreditGrant(InputModel):
+class CreditGrant(NativeInput):
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
         description="Your id for this grant: sending it again does nothing more."
     )

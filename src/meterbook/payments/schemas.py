@@ -7,12 +7,12 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from meterbook.kit.fields import CurrencyCode, InputModel, Money, Utc
+from meterbook.kit.fields import CurrencyCode, Money, NativeInput, Utc
 
 __all__ = ["PaymentIn"]
 
 
-class PaymentIn(InputModel):
+class PaymentIn(NativeInput):
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
         default=None,
         description="Your id for this payment: sending it again records nothing more. Default: a new UUID.",

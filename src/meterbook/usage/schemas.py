@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from meterbook.kit.fields import INT64_MAX, InputModel, Utc
+from meterbook.kit.fields import INT64_MAX, NativeInput, Utc
 
 __all__ = ["MAX_BATCH", "EventIn", "parse_quantity"]
 
@@ -36,7 +36,7 @@ def parse_quantity(value: Any) -> Decimal:
 Text = Annotated[str, StringConstraints(max_length=1000)]
 
 
-class EventIn(InputModel):
+class EventIn(NativeInput):
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
         description="Your id for the event: it is applied at most once, for ever."
     )
