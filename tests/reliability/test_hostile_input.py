@@ -123,6 +123,28 @@ TEMPLATES: dict[tuple[str, str], Template] = {
     ),
     ("POST", "/ui/sign-in"): Template(lambda v: "/ui/sign-in", lambda v: {"key": v.key}, form=True),
     ("POST", "/ui/sign-out"): Template(lambda v: "/ui/sign-out", form=True),
+    # The console's actions need a session and its form token, which these requests (a bearer key) lack: only
+    # the size limit applies here. tests/web/test_console_actions.py sends them hostile forms with a session.
+    ("POST", "/ui/accounts/{account_id}/grant"): Template(lambda v: f"/ui/accounts/{v.parent['id']}/grant", form=True),
+    ("POST", "/ui/accounts/{account_id}/grant/confirm"): Template(
+        lambda v: f"/ui/accounts/{v.parent['id']}/grant/confirm", form=True
+    ),
+    ("POST", "/ui/accounts/{account_id}/payment"): Template(
+        lambda v: f"/ui/accounts/{v.parent['id']}/payment", form=True
+    ),
+    ("POST", "/ui/accounts/{account_id}/payment/confirm"): Template(
+        lambda v: f"/ui/accounts/{v.parent['id']}/payment/confirm", form=True
+    ),
+    ("POST", "/ui/invoices/{invoice_id}/void/confirm"): Template(
+        lambda v: f"/ui/invoices/{v.invoice_id}/void/confirm", form=True
+    ),
+    ("POST", "/ui/billing-runs"): Template(lambda v: "/ui/billing-runs", form=True),
+    ("POST", "/ui/billing-runs/confirm"): Template(lambda v: "/ui/billing-runs/confirm", form=True),
+    ("POST", "/ui/keys/new"): Template(lambda v: "/ui/keys/new", form=True),
+    ("POST", "/ui/keys/new/confirm"): Template(lambda v: "/ui/keys/new/confirm", form=True),
+    ("POST", "/ui/keys/{key_id}/revoke/confirm"): Template(
+        lambda v: f"/ui/keys/{v.spare_key_id}/revoke/confirm", form=True
+    ),
 }
 # The native batch is a top-level list: its cap applies to the body itself.
 TEMPLATES[("POST", "/v1/events")] = Template(

@@ -709,3 +709,65 @@ class TestDisplay:
             account = tenant.create_account(name=f"More {number}")
             client.post(f"/v1/accounts/{account['id']}/credits", json={"id": "g", "amount": 1}, headers=tenant.headers)
         assert statements() == few
+
+
+class TestHostileForms:
+    """What no browser sends, sent with a live session and its token: a 4xx, and nothing written."""
+
+    def test_hostile_values_are_refused_and_write_nothing(
+        self, client: TestClient, tenant: Tenant, database: Database, world: dict[str, Any]
+    ) -> None:
+        from tests.reliability.test_access_matrix import snapshot
+
+        spare = tenant.create_key(name="spare")
+        console = Console(client, tenant.key)
+        token = console.token()
+        before = snapshot(database)
+        numbers = {
+            "NaN": "NaN",
+            "Infinity": "Infinity",
+            "1e309": "1e309",
+            "2**63": str(2**63),
+            "-2**63 - 1": str(-(2**63) - 1),
+            "a 5,000-digit number": "9" * 5000,
+        }
+        long_text = {"60,000 characters": "x" * 60_000}
+        # The fields each form reads, and what each must refuse (any text is an id, so ids only get length).
+        poison = {
+            "amount": numbers | long_text,
+            "month": numbers | long_text,
+            "description": long_text,
+            "reference": long_text,
+            "name": long_text,
+            "grant_id": long_text,
+            "payment_id": long_text,
+        }
+        read = {
+            "grant review": {"amount", "description"},
+            "grant": {"amount", "description", "grant_id"},
+            "payment review": {"amount", "reference"},
+            "payment": {"amount", "reference", "payment_id"},
+            "billing review": {"month"},
+            "billing": {"month"},
+            "key review": {"name"},
+            "key": {"name"},
+        }
+        failures = []
+        for name, (path, fields) in _actions(world, spare["id"]).items():
+            for field in sorted(read.get(name, set())):
+                for label, value in poison[field].items():
+                    response = console.post(path, fields | {field: value}, csrf=token)
+                    if response.status_code != 400:
+                        failures.append(f"{name}, {field} = {label}: {response.status_code}")
+            for label, raw in {"NUL": b"%00", "invalid UTF-8": b"%FF%FE", "raw invalid UTF-8": b"\xff\xfe"}.items():
+                content = f"csrf={token}&amount=5&month=2001-01&name=x&description=".encode() + raw
+                response = client.post(
+                    path,
+                    content=content,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    follow_redirects=False,
+                )
+                if response.status_code != 400:
+                    failures.append(f"{name}, {label}: {response.status_code}")
+        assert not failures, "\n".join(failures)
+        assert snapshot(database) == before

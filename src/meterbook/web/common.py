@@ -26,7 +26,7 @@ from meterbook.accounts.access import Action, authorize
 from meterbook.accounts.models import Principal
 from meterbook.api.routing import reading, writing
 from meterbook.config import Settings
-from meterbook.errors import AuthenticationError, Conflict, Forbidden, InvalidInput, NotFound, SessionEnded
+from meterbook.errors import AuthenticationError, BadRequest, Conflict, Forbidden, InvalidInput, NotFound, SessionEnded
 from meterbook.kit.time import utcnow
 from meterbook.web import session
 from meterbook.web.render import SECURITY_HEADERS, html
@@ -211,8 +211,18 @@ Form = dict[str, list[str]]
 
 
 async def submitted(request: Request) -> Form:
-    """The posted form (``application/x-www-form-urlencoded``, as the console's forms send it), every value kept."""
-    return parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    """The posted form (``application/x-www-form-urlencoded``, as the console's forms send it), every value kept.
+
+    A browser sends UTF-8 without NUL; anything else did not come from a console page, and a NUL would
+    reach PostgreSQL, which refuses it in text: :class:`BadRequest` (400) before anything is looked at.
+    """
+    try:
+        form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("The form is not valid UTF-8 text.") from None
+    if any("\x00" in text for name, values in form.items() for text in (name, *values)):
+        raise BadRequest("The form holds a NUL character, which no field may contain.")
+    return form
 
 
 def first(form: Form, name: str) -> str:
