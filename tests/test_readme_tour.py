@@ -247,9 +247,17 @@ def demo_server(sqlite_template: Path, tmp_path: Path) -> Iterator[DemoServer]:
     print_guide(Console(file=printed, width=120, color_system=None), base_url, demo)
     exports = [line.strip() for line in printed.getvalue().splitlines() if line.strip().startswith("export ")]
     settings = Settings(database_url=f"sqlite:///{path}", migrate_on_start=False, log_level="warning")
-    server = uvicorn.Server(
-        uvicorn.Config(app=create_app(settings, database), host="127.0.0.1", port=port, log_level="warning")
+    # Without uvicorn's logging setup, which would take its loggers from the process's handlers for good
+    # (propagate off), and so from the tests of meterbook's logs that run after this one in the same worker.
+    config = uvicorn.Config(
+        app=create_app(settings, database),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        log_level=None,
+        access_log=False,
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="tour-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
