@@ -490,7 +490,9 @@ class TestInvalidUsage:
 
     def test_the_message_says_what_is_wrong(self, post, tenant, account):
         response = post(USAGES, {"org_id": tenant.id, "usages": [usage(), usage(), {**usage(), "id": "x"}]})
-        assert assert_error(response, 400, INVALID_ARGUMENT) == "usages[2].id: must be a UUID"
+        assert assert_error(response, 400, INVALID_ARGUMENT) == (
+            "usages[2].id: expected a UUID, e.g. 0b8f6f9e-4c1a-4b59-9a57-3f2d2c1e8a10 (got 'x')"
+        )
 
     @pytest.mark.parametrize(
         "body",
@@ -513,7 +515,7 @@ class TestInvalidUsage:
     @pytest.mark.parametrize("field", ["org_id", "billing_id", "project_id"])
     def test_ids_in_the_body_must_be_uuids(self, post, tenant, account, field):
         body = {"org_id": tenant.id, field: "not-a-uuid", "usages": [usage()]}
-        assert_error(post(USAGES, body), 400, INVALID_ARGUMENT, field, "must be a UUID")
+        assert_error(post(USAGES, body), 400, INVALID_ARGUMENT, field, "expected a UUID, e.g. ")
 
     def test_a_body_that_is_not_json(self, client, tenant, account):
         response = client.post(

@@ -157,7 +157,7 @@ def _uuid(value: Any) -> uuid.UUID:
             return uuid.UUID(value)
     except ValueError:
         pass
-    raise PydanticCustomError("uuid_parsing", "must be a UUID")
+    raise PydanticCustomError("uuid_parsing", "expected a UUID")
 
 
 def _optional_uuid(value: Any) -> uuid.UUID | None:
