@@ -9,8 +9,6 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -20,13 +18,13 @@ import anyio
 import cloudflare
 import httpx
 import pytest
-import uvicorn
 from cloudflare.types.user.billing import BillingHistory
 from fastapi.testclient import TestClient
 
 from tests.api.test_cloudflare import World, build_world
 from tests.conftest import Tenant
 from tests.helpers import ts
+from tests.live import serving
 
 # The SDK marks the user billing history as deprecated (Cloudflare did so); it still serves it.
 pytestmark = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
@@ -56,25 +54,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def base_url(client: TestClient) -> Iterator[str]:
     """The test's app served by uvicorn on a free port; the SDK's base URL (``…/client/v4``)."""
-    # The TestClient has started the app already; the server only adds a socket in front of it.
-    config = uvicorn.Config(
-        client.app, host="127.0.0.1", port=0, lifespan="off", ws="none", log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-cloudflare-sdk", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped before it was serving"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/client/v4"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with serving(client.app, "uvicorn-cloudflare-sdk") as url:
+        yield f"{url}/client/v4"
 
 
 @pytest.fixture
