@@ -10,7 +10,18 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from meterbook import __version__, web
-from meterbook.api import billing, cloudflare, faraday, fast_events, frontier, metering, native, system, talkdesk
+from meterbook.api import (
+    billing,
+    cloudflare,
+    faraday,
+    fast_events,
+    frontier,
+    frontier_connect,
+    metering,
+    native,
+    system,
+    talkdesk,
+)
 from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
 from meterbook.api.limits import BodySizeLimit
 from meterbook.config import Settings
@@ -23,6 +34,7 @@ __all__ = ["app_from_env", "create_app"]
 #: Which error shape answers a path: the first prefix that matches; Faraday's for everything else.
 ERROR_DIALECTS: list[tuple[str, ErrorRenderer]] = [
     ("/v1beta1", frontier.render_error),
+    (frontier_connect.PREFIX, frontier_connect.render_error),
     ("/express", talkdesk.render_error),
     ("/client/v4", cloudflare.render_error),
     ("/ui", web.render_error),
@@ -33,7 +45,8 @@ DESCRIPTION = """\
 Usage metering and billing. Authenticate with `Authorization: Bearer <key>`.
 
 Dialects: Faraday (`/v1/accounts…`, `/v1/usages`), the native management API (`/v1/…`), Talkdesk
-(`/express/usage/month`), Frontier (`/v1beta1/…`) and Cloudflare (`/client/v4/user/billing/history`,
+(`/express/usage/month`), Frontier (`/v1beta1/…`, and over ConnectRPC at
+`/raystack.frontier.v1beta1.<Service>/<Method>`) and Cloudflare (`/client/v4/user/billing/history`,
 which also accepts `X-Auth-Email` + `X-Auth-Key`). Errors come in each dialect's own shape.
 """
 
@@ -83,6 +96,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         cloudflare.router,
     ):
         app.include_router(router)
+    frontier_connect.install(app)  # after the Frontier routes: it serves the methods they bind
     system.install_docs(app)
     web.install(app)
     # Added first, so it sits inside the body-size limit and the request observer (ids, logs, metrics).

@@ -96,6 +96,10 @@ def everyone(status: int) -> dict[str, int]:
     return dict.fromkeys(INTRUDERS, status)
 
 
+#: Where the Connect methods of Frontier's package answer: ``{CONNECT}<Service>/<Method>``.
+CONNECT = "/raystack.frontier.v1beta1."
+
+
 def usages_body(v: Org) -> list[dict[str, Any]]:
     return [{"id": str(uuid.uuid4()), "amount": 1, "description": "matrix"}]
 
@@ -249,6 +253,35 @@ ROUTES: dict[tuple[str, str], Row] = {
             {"org_id": v.id, "billing_id": v.parent["id"], "usage_id": v.usage_id, "amount": 1},
         ),
         kind=OPERATOR,
+    ),
+    # --- Frontier over ConnectRPC: each method answers as its REST binding, in Connect's error JSON ---------
+    ("POST", f"{CONNECT}FrontierService/CreateBillingUsage"): Row(
+        "usage:write",
+        lambda v: (
+            f"{CONNECT}FrontierService/CreateBillingUsage",
+            {"orgId": v.id, "billingId": v.parent["id"], "usages": usages_body(v)},
+        ),
+        kind=CUSTOMER,
+    ),
+    ("POST", f"{CONNECT}FrontierService/GetBillingBalance"): Row(
+        "billing:read",
+        lambda v: (f"{CONNECT}FrontierService/GetBillingBalance", {"orgId": v.id, "id": v.parent["id"]}),
+    ),
+    ("POST", f"{CONNECT}FrontierService/ListBillingTransactions"): Row(
+        "billing:read",
+        lambda v: (f"{CONNECT}FrontierService/ListBillingTransactions", {"orgId": v.id, "billingId": v.parent["id"]}),
+    ),
+    ("POST", f"{CONNECT}AdminService/RevertBillingUsage"): Row(
+        "usage:write",
+        lambda v: (
+            f"{CONNECT}AdminService/RevertBillingUsage",
+            {"orgId": v.id, "billingId": v.parent["id"], "usageId": v.usage_id, "amount": "1"},
+        ),
+        kind=OPERATOR,
+    ),
+    # Any other method of the package: Connect's routing miss, for everyone, before any key is looked at.
+    ("POST", f"{CONNECT}{{service}}/{{method}}"): Row(
+        PUBLIC, lambda v: (f"{CONNECT}FrontierService/ListUsers", {}), owner=404
     ),
     # --- Talkdesk and Cloudflare -----------------------------------------------------------------------
     ("GET", "/express/usage/month"): Row(
@@ -470,7 +503,13 @@ def faraday_code(who: str, status: int) -> set[str]:
 
 
 def check_error_shape(path: str, who: str, status: int, body: Any) -> None:
-    if path.startswith("/v1beta1/"):
+    if path.startswith(CONNECT):
+        assert set(body) == {"code", "message"}, body
+        unrouted = path.endswith("{service}/{method}")
+        codes = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_denied", 404: "not_found"}
+        assert body["code"] == ("unimplemented" if unrouted else codes[status]), body
+        assert body["message"].strip()
+    elif path.startswith("/v1beta1/"):
         assert set(body) == {"code", "message", "details"}, body
         assert body["code"] == {400: 3, 401: 16, 403: 7, 404: 5}[status], body
         assert body["message"].strip()

@@ -57,6 +57,11 @@ def _real_values(org: Org, other: Org) -> dict[str, list[Any]]:
         "feature": [FEATURE],
         "name": [FEATURE],
         "month": [org.month],
+        # The same fields in proto JSON, as the Frontier ConnectRPC methods take them.
+        "orgId": [org.id, other.id],
+        "billingId": accounts,
+        "projectId": [org.project_id],
+        "usageId": [org.usage_id],
     }
 
 

@@ -41,8 +41,10 @@ class MethodNotAllowed(InvalidInput):
 
 
 def renderer_for(path: str, renderers: Sequence[tuple[str, ErrorRenderer]], default: ErrorRenderer) -> ErrorRenderer:
+    """The renderer of the first prefix that matches: a whole path segment (``/v1beta1``), or, for a prefix
+    that ends in ``.``, any path that starts with it (``/raystack.frontier.v1beta1.``: every Connect service)."""
     for prefix, renderer in renderers:
-        if path == prefix or path.startswith(prefix + "/"):
+        if path == prefix or path.startswith(prefix if prefix.endswith(".") else prefix + "/"):
             return renderer
     return default
 
