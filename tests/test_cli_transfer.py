@@ -63,7 +63,9 @@ class Org:
 
     def usage(self) -> list[dict[str, Any]]:
         response = self.tenant.client.get(
-            f"/v1/accounts/{self.account['id']}/usage", params={"from": MONTH, "to": MONTH}, headers=self.tenant.headers
+            "/v1/monthly_usage",
+            params={"account_id": self.account["id"], "from": MONTH, "to": MONTH},
+            headers=self.tenant.headers,
         )
         assert response.status_code == 200, response.text
         found: list[dict[str, Any]] = exact(response)["usage"]

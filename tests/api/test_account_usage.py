@@ -1,4 +1,6 @@
-"""Monthly usage aggregates: ``GET /v1/accounts/{id}/usage?from=YYYY-MM&to=YYYY-MM``.
+"""Monthly usage aggregates: ``GET /v1/monthly_usage?account_id=&from=YYYY-MM&to=YYYY-MM``.
+
+(``/v1/accounts/{id}/usage`` is the Faraday dialect's usage summary: ``tests/api/test_faraday_usage.py``.)
 
 CONTRACT §1 (monthly aggregate), §4 (events, products, usage); invariants 6, 7, 8 and 10.
 
@@ -154,7 +156,9 @@ class Shop:
 
     def get_usage(self, account_id: str | None = None, key: str | None = None, **params: str) -> Any:
         return self.client.get(
-            f"/v1/accounts/{account_id or self.aid}/usage", params=params, headers=bearer(key or self.key)
+            "/v1/monthly_usage",
+            params={"account_id": account_id or self.aid, **params},
+            headers=bearer(key or self.key),
         )
 
     def usage(self, account_id: str | None = None, **params: str) -> list[dict[str, Any]]:
@@ -517,8 +521,12 @@ class TestBadRange:
         assert_invalid(shop.get_usage(**{name: value}), f"query.{name}")
 
     def test_a_non_uuid_account_is_a_validation_error(self, shop):
-        response = shop.client.get("/v1/accounts/not-a-uuid/usage", headers=shop.tenant.headers)
-        assert_invalid(response, "path.account_id")
+        response = shop.client.get("/v1/monthly_usage?account_id=not-a-uuid", headers=shop.tenant.headers)
+        assert_invalid(response, "query.account_id")
+
+    def test_a_missing_account_is_a_validation_error(self, shop):
+        response = shop.client.get("/v1/monthly_usage?from=2026-01&to=2026-02", headers=shop.tenant.headers)
+        assert_invalid(response, "query.account_id")
 
 
 # --- who may read ----------------------------------------------------------------------------------
@@ -563,5 +571,5 @@ class TestReach:
         assert used.get_usage(key=key).status_code == 200
 
     def test_no_key_is_unauthorized(self, used):
-        response = used.client.get(f"/v1/accounts/{used.aid}/usage")
+        response = used.client.get(f"/v1/monthly_usage?account_id={used.aid}")
         assert_error(response, 401, "MISSING_API_KEY")

@@ -99,10 +99,10 @@ class TestFormats:
         self, client: TestClient, tenant: Tenant, account: dict[str, Any]
     ) -> None:
         event = {"id": "e1", "account_id": account["id"], "type": "credit", "quantity": 1}
-        usage = f"/v1/accounts/{account['id']}/usage"
+        usage = f"/v1/monthly_usage?account_id={account['id']}"
         cases = {
             "month in a query": (
-                client.get(f"{usage}?from=2026-01-01", headers=tenant.headers),
+                client.get(f"{usage}&from=2026-01-01", headers=tenant.headers),
                 "YYYY-MM, e.g. 2026-10",
             ),
             "month in a body": (
@@ -159,9 +159,10 @@ class TestFormats:
     def test_from_after_to_is_a_400_not_an_empty_list(
         self, client: TestClient, tenant: Tenant, account: dict[str, Any]
     ) -> None:
-        response = client.get(f"/v1/accounts/{account['id']}/usage?from=2026-05&to=2026-01", headers=tenant.headers)
+        usage = f"/v1/monthly_usage?account_id={account['id']}"
+        response = client.get(f"{usage}&from=2026-05&to=2026-01", headers=tenant.headers)
         item = only_error(response)
         assert item["path"] == "query.from"
         assert "from=2026-01&to=2026-05" in item["message"]
-        same = client.get(f"/v1/accounts/{account['id']}/usage?from=2026-05&to=2026-05", headers=tenant.headers)
+        same = client.get(f"{usage}&from=2026-05&to=2026-05", headers=tenant.headers)
         assert same.status_code == 200

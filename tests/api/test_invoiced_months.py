@@ -75,7 +75,9 @@ class Shop:
         }
 
     def usage(self) -> list[dict[str, Any]]:
-        response = self.client.get(f"/v1/accounts/{self.account['id']}/usage", headers=self.billing.headers)
+        response = self.client.get(
+            "/v1/monthly_usage", params={"account_id": self.account["id"]}, headers=self.billing.headers
+        )
         assert response.status_code == 200, response.text
         found: list[dict[str, Any]] = response.json()["usage"]
         return found

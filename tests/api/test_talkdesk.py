@@ -2,7 +2,7 @@
 
 A tenant with accounts A, its subaccount A1, and B, two products and metered usage over three
 months; another tenant with usage of its own. Every answer is checked against the aggregates the
-native API shows (``GET /v1/accounts/{id}/usage``) and, for filters, against the same filter
+native API shows (``GET /v1/monthly_usage``) and, for filters, against the same filter
 evaluated here in Python. Every test runs on SQLite and on PostgreSQL.
 """
 
@@ -163,7 +163,7 @@ class World:
         return [item["id"] for item in self.items(key, **params)]
 
     def native_usage(self, account_id: str) -> list[dict[str, Any]]:
-        response = self.client.get(f"/v1/accounts/{account_id}/usage", headers=self.tenant.headers)
+        response = self.client.get(f"/v1/monthly_usage?account_id={account_id}", headers=self.tenant.headers)
         assert response.status_code == 200, response.text
         usage: list[dict[str, Any]] = jsontext.loads(response.text)["usage"]
         return usage

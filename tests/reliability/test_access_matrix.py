@@ -141,6 +141,28 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/v1/accounts/{account_id}/billing"): Row(
         "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/billing", None)
     ),
+    # The key's own account: another account's key reads its own (200); an organization key has none (404).
+    ("GET", "/v1/accounts/current/billing"): Row(
+        "billing:read",
+        lambda v: ("/v1/accounts/current/billing", None),
+        {"other_org": 404, "sibling": 200, "child_on_parent": 200},
+        owner_key="parent",
+    ),
+    ("GET", "/v1/accounts/{account_id}/usage"): Row(
+        "usage:read", lambda v: (f"/v1/accounts/{v.parent['id']}/usage", None)
+    ),
+    ("GET", "/v1/accounts/current/usage"): Row(
+        "usage:read",
+        lambda v: ("/v1/accounts/current/usage", None),
+        {"other_org": 404, "sibling": 200, "child_on_parent": 200},
+        owner_key="parent",
+    ),
+    ("GET", "/v1/accounts/current/usage/all"): Row(
+        "usage:read",
+        lambda v: ("/v1/accounts/current/usage/all", None),
+        {"other_org": 404, "sibling": 200, "child_on_parent": 200},
+        owner_key="parent",
+    ),
     # --- native: organizations, keys, projects ---------------------------------------------------------
     ("POST", "/v1/organizations"): Row(
         PLATFORM, lambda v: ("/v1/organizations", {"name": "Intruder Inc"}), everyone(403), 201, "platform"
@@ -171,9 +193,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         everyone(400),
         kind=CUSTOMER,
     ),
-    ("GET", "/v1/accounts/{account_id}/usage"): Row(
-        "usage:read", lambda v: (f"/v1/accounts/{v.parent['id']}/usage", None)
-    ),
+    ("GET", "/v1/monthly_usage"): Row("usage:read", lambda v: (f"/v1/monthly_usage?account_id={v.parent['id']}", None)),
     ("POST", "/v1/accounts/{account_id}/credits"): Row(
         "billing:write",
         lambda v: (f"/v1/accounts/{v.parent['id']}/credits", {"id": f"matrix-{uuid.uuid4()}", "amount": 1}),
@@ -289,8 +309,11 @@ ROUTES: dict[tuple[str, str], Row] = {
         lambda v: (f"/express/usage/month?filter=account_id eq '{v.parent['id']}'", None),
         everyone(403),
     ),
+    # Cloudflare refuses credentials as the real API does: none 400, an unknown, revoked or expired token 403.
     ("GET", "/client/v4/user/billing/history"): Row(
-        "billing:read", lambda v: ("/client/v4/user/billing/history", None), everyone(200)
+        "billing:read",
+        lambda v: ("/client/v4/user/billing/history", None),
+        {**everyone(200), "no_key": 400, "revoked": 403, "expired": 403},
     ),
     # --- the web console: a session cookie made by signing in with the caller's key -----------------------
     # Only an organization key with the read scopes may sign in; every other caller has no session and is sent
@@ -519,7 +542,8 @@ def check_error_shape(path: str, who: str, status: int, body: Any) -> None:
         assert body["code"] == {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}[status], body
     elif path.startswith("/client/v4/"):
         assert (body["success"], body["result"], body["messages"]) == (False, None, []), body
-        assert [error["code"] for error in body["errors"]] == [10000], body
+        code = {"no_key": 9106, "revoked": 9109, "expired": 9109}.get(who, 10000)
+        assert [error["code"] for error in body["errors"]] == [code], body
     else:
         assert set(body) - {"validationErrors"} == {"error", "id", "note"}, body
         assert body["error"] in faraday_code(who, status), body

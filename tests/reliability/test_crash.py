@@ -323,13 +323,14 @@ def check_ledger(
     assert max(debits.values(), default=1) == 1, [key for key, count in debits.items() if count > 1][:10]
     by_key = {row.idempotency_key: row for row in rows}
     credit_events = {event_id: row for event_id, row in stored.items() if row.kind == "credit"}
-    assert set(debits) == {f"usage:{event_id}" for event_id in credit_events}
+    # A debit's id is its usage's, a grant's the grant's (CONTRACT §3.4).
+    assert set(debits) == set(credit_events)
     for event_id, event in credit_events.items():
-        debit = by_key[f"usage:{event_id}"]
+        debit = by_key[event_id]
         assert (debit.account_id, Decimal(debit.amount)) == (event.account_id, Decimal(event.quantity))
 
-    grants_sent = {f"grant:{request.body['id']}": request for request in sent if not request.events}
-    seeds = {f"grant:seed-{account}" for account in [*tenant.rich, tenant.tight]}
+    grants_sent = {request.body["id"]: request for request in sent if not request.events}
+    seeds = {f"seed-{account}" for account in [*tenant.rich, tenant.tight]}
     grants_stored = {key for key, row in by_key.items() if row.kind == "grant"}
     assert grants_stored <= set(grants_sent) | seeds, sorted(grants_stored - set(grants_sent) - seeds)[:10]
     assert {key for key, request in grants_sent.items() if request.acknowledged} <= grants_stored
@@ -357,7 +358,7 @@ def check_aggregates(tenant: CrashTenant, stored: dict[str, Any], base_url: str)
     shown: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     with httpx.Client(base_url=base_url, headers=bearer(tenant.key), timeout=30.0) as http:
         for account in tenant.rich:
-            response = http.get(f"/v1/accounts/{account}/usage")
+            response = http.get("/v1/monthly_usage", params={"account_id": account})
             assert response.status_code == 200, response.text
             for aggregate in response.json()["usage"]:
                 shown[(account, aggregate["product_id"])] += Decimal(str(aggregate["number_of_units"]))

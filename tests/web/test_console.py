@@ -303,8 +303,8 @@ class TestPages:
         assert "level-near" in re.search(r'<li class="feature ([^"]*)" data-feature="seats"', html).group(1)  # type: ignore[union-attr]
         usage = exact(
             client.get(
-                f"/v1/accounts/{customer['id']}/usage",
-                params={"from": months_ago(11), "to": months_ago(0)},
+                "/v1/monthly_usage",
+                params={"account_id": customer["id"], "from": months_ago(11), "to": months_ago(0)},
                 headers=tenant.headers,
             )
         )["usage"]

@@ -164,7 +164,9 @@ def test_the_console_in_a_browser(playwright_api: Any, demo_server: tuple[str, D
             )
             months = [months_ago(back) for back in range(11, -1, -1)]
             assert drawn["months"] == months
-            usage = _api(base_url, key, f"/v1/accounts/{globex.id}/usage", **{"from": months[0], "to": months[-1]})
+            usage = _api(
+                base_url, key, "/v1/monthly_usage", account_id=str(globex.id), **{"from": months[0], "to": months[-1]}
+            )
             expected: dict[str, dict[str, Decimal]] = defaultdict(lambda: dict.fromkeys(months, Decimal(0)))
             for aggregate in usage["usage"]:
                 expected[aggregate["product_id"]][aggregate["month"]] += Decimal(str(aggregate["total_amount"]))

@@ -18,6 +18,7 @@ from meterbook.db.upsert import insert_for_dialect
 
 __all__ = [
     "account_aggregates",
+    "accounts_month_aggregates",
     "add_increments",
     "aggregates_query",
     "count",
@@ -141,6 +142,21 @@ def account_aggregates(
         statement = statement.where(monthly_aggregates.c.month <= last)
     statement = statement.order_by(monthly_aggregates.c.month, monthly_aggregates.c.product_id, monthly_aggregates.c.id)
     return fetch(conn, statement)
+
+
+def accounts_month_aggregates(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID],
+    month: str,
+    product_ids: Sequence[str],
+) -> list[Aggregate]:
+    statement = aggregates_query(organization_id).where(
+        monthly_aggregates.c.account_id.in_(list(account_ids)),
+        monthly_aggregates.c.month == month,
+        monthly_aggregates.c.product_id.in_(list(product_ids)),
+    )
+    return fetch(conn, statement.order_by(monthly_aggregates.c.id))
 
 
 def month_aggregates(conn: Connection, organization_id: uuid.UUID, month: str) -> list[Aggregate]:

@@ -31,6 +31,7 @@ __all__ = [
     "month_usage",
     "rate",
     "search",
+    "units_in_month",
     "usage_by_month",
     "verify",
 ]
@@ -120,6 +121,24 @@ def account_usage(
         )
     account = resolve_account(conn, principal, account_id)
     return repository.account_aggregates(conn, account.organization_id, account.id, first, last)
+
+
+def units_in_month(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID],
+    month: str,
+    product_ids: Sequence[str],
+) -> dict[str, Decimal]:
+    """The units of each product among ``product_ids`` used in ``month`` by ``account_ids`` (already checked to be
+    within reach), exactly: every direction, resolution and price added up; a product without usage is left out."""
+    if not account_ids or not product_ids:
+        return {}
+    totals: dict[str, Decimal] = {}
+    with localcontext(prec=80):
+        for aggregate in repository.accounts_month_aggregates(conn, organization_id, account_ids, month, product_ids):
+            totals[aggregate.product_id] = totals.get(aggregate.product_id, Decimal(0)) + aggregate.number_of_units
+    return totals
 
 
 @dataclass(frozen=True)

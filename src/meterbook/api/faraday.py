@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
 from meterbook.accounts import access
 from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.schemas import AccountCreate
+from meterbook.aggregates import service as aggregates
 from meterbook.api.auth import authorized
 from meterbook.api.routing import DialectRoute, ExactJSONResponse, JsonNumber, reading, respond, writing
 from meterbook.errors import (
@@ -36,9 +39,10 @@ from meterbook.features import service as features
 from meterbook.features.models import FeatureUsage
 from meterbook.invoicing import service as invoicing
 from meterbook.invoicing.models import Invoice
+from meterbook.kit.time import month_of, month_start, utcnow
 from meterbook.payments.models import Payment
 
-__all__ = ["ERROR_RESPONSES", "AccountOut", "FeatureUsageOut", "render_error", "router"]
+__all__ = ["ERROR_RESPONSES", "SUMMARY_COUNTERS", "AccountOut", "FeatureUsageOut", "render_error", "router"]
 
 ErrorCode = Literal[
     "BAD_REQUEST",
@@ -258,7 +262,15 @@ def create_account(request: Request, principal: Creator, body: AccountCreate) ->
 @router.patch(
     "/accounts/{account_id}",
     response_model=AccountOut,
-    openapi_extra={"requestBody": {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                # RFC 7396's type, and what the published @fdy/faraday-js sends.
+                "application/merge-patch+json": {"schema": {"type": "object"}},
+                "application/json+merge-patch": {"schema": {"type": "object"}},
+            }
+        }
+    },
 )
 def update_account(
     request: Request,
@@ -333,18 +345,103 @@ class BillingOut(BaseModel):
     usages: list[FeatureUsageOut]
 
 
+BillingReader = Annotated[Principal, Depends(authorized(access.READ_BILLING))]
+
+
+def _billing(conn: Connection, principal: Principal, account_id: uuid.UUID) -> BillingOut:
+    invoices, payments = invoicing.account_statement(conn, principal, account_id)
+    usages = features.usages(conn, principal, account_id)
+    return BillingOut(
+        invoices=[BillingInvoiceOut.of(invoice) for invoice in invoices],
+        payments=[BillingPaymentOut.of(payment) for payment in payments],
+        usages=[FeatureUsageOut.of(item) for item in usages],
+    )
+
+
+# Declared before ``/accounts/{account_id}/billing``, which would otherwise take ``current`` for a malformed id.
+@router.get("/accounts/current/billing", response_model=BillingOut)
+def get_current_account_billing(request: Request, principal: BillingReader) -> Response:
+    """Get invoices, payments, and usage stats for the account of the calling account key."""
+    with reading(request) as conn:
+        account = accounts.current_account(conn, principal)
+        billing = _billing(conn, principal, account.id)
+    return respond(billing)
+
+
 @router.get("/accounts/{account_id}/billing", response_model=BillingOut)
-def get_account_billing(
-    request: Request, principal: Annotated[Principal, Depends(authorized(access.READ_BILLING))], account_id: AccountId
-) -> Response:
+def get_account_billing(request: Request, principal: BillingReader, account_id: AccountId) -> Response:
     """Get invoices, payments, and usage stats for your account (void invoices are left out)."""
     with reading(request) as conn:
-        invoices, payments = invoicing.account_statement(conn, principal, account_id)
-        usages = features.usages(conn, principal, account_id)
-    return respond(
-        BillingOut(
-            invoices=[BillingInvoiceOut.of(invoice) for invoice in invoices],
-            payments=[BillingPaymentOut.of(payment) for payment in payments],
-            usages=[FeatureUsageOut.of(item) for item in usages],
-        )
+        billing = _billing(conn, principal, account_id)
+    return respond(billing)
+
+
+# --- usage summaries (Faraday's AccountUsageSummary) -----------------------------------------------
+
+#: What Faraday's summary counts; meterbook counts the account's usage of the features and products so named.
+SUMMARY_COUNTERS = ("batch_deployments", "lookup_api_requests")
+_SUMMARY_IDS = uuid.UUID("5f0c2a4e-3b1d-4c55-9a57-64d2f3c1b0a7")
+
+
+class AccountUsageSummaryOut(BaseModel):
+    """Faraday's AccountUsageSummary for the current UTC month."""
+
+    id: uuid.UUID = Field(description="The same for the same account(s) and month.")
+    started_at: datetime = Field(description="The first instant of the month counted (UTC).")
+    finished_at: datetime = Field(description="When the counts were read.")
+    batch_deployments: JsonNumber = Field(
+        description="This month's usage of the feature and of the product named `batch_deployments`; 0 for none."
     )
+    lookup_api_requests: JsonNumber = Field(
+        description="This month's usage of the feature and of the product named `lookup_api_requests`; 0 for none."
+    )
+
+
+def _summary(conn: Connection, account: Account, counted: list[Account], kind: str) -> AccountUsageSummaryOut:
+    """The summary of ``counted`` (within reach: ``account`` alone, or with its subaccounts) for this month."""
+    now = utcnow()
+    month = month_of(now)
+    account_ids = [item.id for item in counted]
+    used = features.current_usage(conn, account.organization_id, account_ids, SUMMARY_COUNTERS)
+    units = aggregates.units_in_month(conn, account.organization_id, account_ids, month, SUMMARY_COUNTERS)
+
+    def count(name: str) -> Decimal:
+        return Decimal(used.get(name, 0)) + units.get(name, Decimal(0))
+
+    return AccountUsageSummaryOut(
+        id=uuid.uuid5(_SUMMARY_IDS, f"{kind}:{account.id}:{month}"),
+        started_at=month_start(month),
+        finished_at=now,
+        batch_deployments=count("batch_deployments"),
+        lookup_api_requests=count("lookup_api_requests"),
+    )
+
+
+UsageReader = Annotated[Principal, Depends(authorized(access.READ_USAGE))]
+
+
+@router.get("/accounts/current/usage", response_model=AccountUsageSummaryOut)
+def get_current_account_usage(request: Request, principal: UsageReader) -> Response:
+    """Usage this month of the account of the calling account key."""
+    with reading(request) as conn:
+        account = accounts.current_account(conn, principal)
+        summary = _summary(conn, account, [account], "account")
+    return respond(summary)
+
+
+@router.get("/accounts/current/usage/all", response_model=AccountUsageSummaryOut)
+def get_current_account_usage_all(request: Request, principal: UsageReader) -> Response:
+    """Usage this month of the account of the calling account key and all its subaccounts, added up."""
+    with reading(request) as conn:
+        account = accounts.current_account(conn, principal)
+        summary = _summary(conn, account, accounts.list_accounts(conn, principal), "all")
+    return respond(summary)
+
+
+@router.get("/accounts/{account_id}/usage", response_model=AccountUsageSummaryOut)
+def get_account_usage(request: Request, principal: UsageReader, account_id: AccountId) -> Response:
+    """Usage this month of one account (not its subaccounts)."""
+    with reading(request) as conn:
+        account = accounts.get_account(conn, principal, account_id)
+        summary = _summary(conn, account, [account], "account")
+    return respond(summary)

@@ -170,11 +170,12 @@ class AccountUsageOut(BaseModel):
     usage: list[AggregateOut]
 
 
-@router.get("/accounts/{account_id}/usage", response_model=AccountUsageOut)
-def account_usage(
+# Not under /v1/accounts/{id}/usage: that path is the Faraday dialect's (its AccountUsageSummary, CONTRACT §3.1).
+@router.get("/monthly_usage", response_model=AccountUsageOut)
+def monthly_usage(
     request: Request,
     principal: UsageReader,
-    account_id: uuid.UUID,
+    account_id: Annotated[uuid.UUID, Query(description="The account whose aggregates to list.")],
     from_month: Annotated[str | None, Query(alias="from", pattern=MONTH_PATTERN, description="`YYYY-MM`")] = None,
     to_month: Annotated[str | None, Query(alias="to", pattern=MONTH_PATTERN, description="`YYYY-MM`")] = None,
 ) -> Response:

@@ -49,9 +49,27 @@ class _ExactJSONRequest(Request):
         return self._json
 
 
+def _media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
 def _is_json(content_type: str) -> bool:
-    media_type = content_type.partition(";")[0].strip().lower()
+    media_type = _media_type(content_type)
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+#: What the published Faraday client (``@fdy/faraday-js``) sends for a JSON merge patch, in place of RFC 7396's
+#: ``application/merge-patch+json``; accepted on PATCH only, as that type.
+_FARADAY_MERGE_PATCH = "application/json+merge-patch"
+
+
+def _as_merge_patch(request: Request) -> _ExactJSONRequest:
+    """The request with its ``Content-Type`` read as ``application/merge-patch+json`` (so that it is parsed as JSON)."""
+    headers = [
+        (name, b"application/merge-patch+json" if name == b"content-type" else value)
+        for name, value in request.scope["headers"]
+    ]
+    return _ExactJSONRequest({**request.scope, "headers": headers}, request.receive)
 
 
 class DialectRoute(APIRoute):
@@ -62,6 +80,9 @@ class DialectRoute(APIRoute):
         async def exact_json_handler(request: Request) -> Response:
             exact = _ExactJSONRequest(request.scope, request.receive)
             content_type = exact.headers.get("content-type")
+            if takes_body and exact.method == "PATCH" and _media_type(content_type or "") == _FARADAY_MERGE_PATCH:
+                exact = _as_merge_patch(exact)
+                content_type = exact.headers.get("content-type")
             # FastAPI would hand any other media type to validation as raw bytes, and the client would
             # read "Input should be a valid list" instead of what it did wrong. No header: parsed as JSON.
             if takes_body and content_type is not None and not _is_json(content_type) and await exact.body():

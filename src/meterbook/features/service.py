@@ -17,7 +17,15 @@ from meterbook.features.models import Feature, FeatureUsage, UsageDelta, period_
 from meterbook.features.schemas import FeaturePut
 from meterbook.kit.time import utcnow
 
-__all__ = ["apply_usage", "features_by_name", "list_features", "put_feature", "set_limit", "usages"]
+__all__ = [
+    "apply_usage",
+    "current_usage",
+    "features_by_name",
+    "list_features",
+    "put_feature",
+    "set_limit",
+    "usages",
+]
 
 
 def put_feature(conn: Connection, principal: Principal, name: str, data: FeaturePut) -> tuple[Feature, bool]:
@@ -125,3 +133,16 @@ def usages(conn: Connection, principal: Principal, account_id: uuid.UUID | None 
         FeatureUsage(name=f.name, description=f.description, limit=f.default_limit, usage=used.get(f.name, 0))
         for f in defined
     ]
+
+
+def current_usage(
+    conn: Connection, organization_id: uuid.UUID, account_ids: Sequence[uuid.UUID], names: Iterable[str]
+) -> dict[str, int]:
+    """The usage now of each feature among ``names`` that is defined, summed over ``account_ids`` (already
+    checked to be within reach): this month's for a feature that resets monthly, else all of it."""
+    defined = repository.get_features(conn, organization_id, names)
+    if not defined or not account_ids:
+        return {}
+    now = utcnow()
+    used = repository.usage_for(conn, account_ids, {f.name: period_of(f.reset, now) for f in defined})
+    return {feature.name: used.get(feature.name, 0) for feature in defined}
