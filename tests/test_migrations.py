@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from meterbook.accounts.models import Principal
 from meterbook.db import Database
 from meterbook.db.migrate import alembic_config, migrate
 from meterbook.db.tables import (
@@ -479,16 +480,15 @@ class TestIdsPerAccount:
         step_to(empty_database, "0006", down=True)
         with empty_database.read() as conn:
             assert raw_rows(conn) == rows
-        step_to(empty_database, "head")
+        step_to(empty_database, "0007")
         with empty_database.read() as conn:
             assert raw_rows(conn) == rows
-            assert differences(conn) == []
 
     def test_after_the_upgrade_ids_are_per_account(self, empty_database: Database) -> None:
         step_to(empty_database, "0006")
         with empty_database.write() as conn:
             before = fill_at_0006(conn)
-        step_to(empty_database, "head")
+        step_to(empty_database, "0007")
         now = datetime.now(UTC)
         with empty_database.write() as conn:
             # The other account may use every id the first one used.
@@ -606,3 +606,196 @@ class TestIdsPerAccount:
         with empty_database.read() as conn:
             assert current_revision(conn) == "0006"
             assert raw_rows(conn) == rows
+
+
+# --- 0008: transaction ids are Frontier's -------------------------------------------------------------
+
+REVERT_NAMESPACE = uuid.UUID("967416d0-716e-4308-b58f-2468ac14f20a")  # Frontier's TxNamespaceUUID
+
+
+def add_transaction(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    account_id: uuid.UUID,
+    kind: str,
+    amount: int,
+    key: str | None,
+    *,
+    at: datetime,
+    reverts_id: uuid.UUID | None = None,
+    source: str = "system",
+    description: str | None = None,
+    metadata_text: str | None = None,
+) -> uuid.UUID:
+    """A balanced transaction written as 0007 stores it."""
+    transaction_id = uuid.uuid4()
+    conn.execute(
+        insert(credit_transactions).values(
+            id=transaction_id,
+            organization_id=organization_id,
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            idempotency_key=key,
+            reverts_id=reverts_id,
+            source=source,
+            description=description,
+            user_id=None,
+            metadata=metadata_text,
+            fingerprint=None,
+            created_at=at,
+        )
+    )
+    signed = -amount if kind == "usage" else amount
+    conn.execute(
+        insert(ledger_entries),
+        [
+            {
+                "transaction_id": transaction_id,
+                "line": 1,
+                "account_id": account_id,
+                "system_account": None,
+                "amount": signed,
+            },
+            {
+                "transaction_id": transaction_id,
+                "line": 2,
+                "account_id": None,
+                "system_account": f"system:{kind}",
+                "amount": -signed,
+            },
+        ],
+    )
+    conn.execute(
+        credit_balances.update()
+        .where(credit_balances.c.account_id == account_id)
+        .values(balance=credit_balances.c.balance + signed)
+    )
+    return transaction_id
+
+
+def keys_by_id(conn: Connection) -> dict[uuid.UUID, Any]:
+    rows = conn.execute(
+        select(
+            credit_transactions.c.id,
+            credit_transactions.c.idempotency_key,
+            credit_transactions.c.source,
+            credit_transactions.c.description,
+            credit_transactions.c.metadata,
+        )
+    )
+    return {row.id: row for row in rows}
+
+
+class TestFrontierTransactionIds:
+    def test_ids_become_the_usages_the_grants_and_the_derived_ones(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+        step_to(empty_database, "0007")
+        start = datetime(2026, 11, 20, 12, tzinfo=UTC)
+        with empty_database.write() as conn:
+            org, first, second = before.organization_id, before.first, before.second
+            tx = {
+                "grant": add_transaction(conn, org, first, "grant", 50, "grant:welcome", at=start),
+                # A grant and a usage of one id in one account: distinct keys until now.
+                "clash_grant": add_transaction(conn, org, first, "grant", 5, "grant:ev-9", at=start),
+                "usage": add_transaction(
+                    conn,
+                    org,
+                    first,
+                    "usage",
+                    9,
+                    "usage:ev-9",
+                    at=start,
+                    source="api",
+                    description="run",
+                    metadata_text='{"k": "v", "rate": 0.1000000000000000055}',
+                ),
+                "purchase": add_transaction(conn, org, second, "purchase", 3, "grant:ev-9", at=start),
+            }
+            # Two reverts of the usage, the later one written first: n follows when each was made.
+            later = datetime(2026, 11, 22, tzinfo=UTC)
+            earlier = datetime(2026, 11, 21, tzinfo=UTC)
+            tx["revert_1"] = add_transaction(
+                conn, org, first, "revert", 2, None, at=later, reverts_id=tx["usage"], source="api"
+            )
+            tx["revert_0"] = add_transaction(
+                conn, org, first, "revert", 1, None, at=earlier, reverts_id=tx["usage"], source="api"
+            )
+            stored_before = raw_rows(conn)
+        step_to(empty_database, "0008")
+        with empty_database.read() as conn:
+            after = keys_by_id(conn)
+            assert ledger.verify(conn) == []
+            assert differences(conn) == []
+        assert after[tx["grant"]].idempotency_key == "welcome"
+        assert after[tx["clash_grant"]].idempotency_key == "grant:ev-9"  # the usage keeps the id
+        assert after[tx["usage"]].idempotency_key == "ev-9"
+        assert after[tx["purchase"]].idempotency_key == "ev-9"  # another account: no clash
+        for n in (0, 1):
+            revert = after[tx[f"revert_{n}"]]
+            assert revert.idempotency_key == str(uuid.uuid5(REVERT_NAMESPACE, f"ev-9:{n}:{first}"))
+            assert (revert.source, revert.description) == ("system.revert.api", "Revert: run")
+            assert revert.metadata == ('{"k": "v", "rate": 0.1000000000000000055, "revert_request_using": "ev-9"}')
+        # fill_at_0006's own rows: the same rule.
+        assert {"g-1", "ev-1", "ev-2"} <= {row.idempotency_key for row in after.values()}
+
+        # The next revert, made by the service, continues the count: n = 2.
+        with empty_database.write() as conn:
+            made = ledger.revert(conn, organization_principal(org), first, "ev-9", 3)
+        assert made.public_id == str(uuid.uuid5(REVERT_NAMESPACE, f"ev-9:2:{first}"))
+
+        # And back: the prefixes return, reverts lose their ids; every other value is as 0007 left it.
+        with empty_database.write() as conn:
+            conn.execute(ledger_entries.delete().where(ledger_entries.c.transaction_id == made.id))
+            conn.execute(credit_transactions.delete().where(credit_transactions.c.id == made.id))
+            conn.execute(
+                credit_balances.update()
+                .where(credit_balances.c.account_id == first)
+                .values(balance=credit_balances.c.balance - 3)
+            )
+        step_to(empty_database, "0007", down=True)
+        with empty_database.read() as conn:
+            restored = raw_rows(conn)
+        changed = {tx["revert_0"], tx["revert_1"]}
+        strip = ("source", "description", "metadata")
+
+        def comparable(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+            return {
+                table: [
+                    {
+                        k: v
+                        for k, v in row.items()
+                        if not (_uuid_of(row.get("id")) in changed and k in strip)
+                        and (table, k) != ("credit_balances", "updated_at")  # the service's revert moved it
+                    }
+                    for row in items
+                ]
+                for table, items in rows.items()
+            }
+
+        assert comparable(restored) == comparable(stored_before)
+
+    def test_a_database_with_no_ledger_migrates(self, empty_database: Database) -> None:
+        step_to(empty_database, "0008")
+        with empty_database.read() as conn:
+            assert differences(conn) == []
+        step_to(empty_database, "0007", down=True)
+        step_to(empty_database, "head")
+
+
+def _uuid_of(value: Any) -> uuid.UUID | None:
+    """A stored id as a UUID, whichever way the backend returns it raw (text, 32 hex digits, or a UUID)."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def organization_principal(organization_id: uuid.UUID) -> Principal:
+    return Principal(
+        key_id=uuid.uuid4(), organization_id=organization_id, account_id=None, account_path=None, scopes=frozenset("*")
+    )

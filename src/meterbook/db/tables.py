@@ -291,8 +291,9 @@ credit_transactions = Table(
     Column("kind", String(8), nullable=False),
     # Always positive; the kind says which way it moves.
     Column("amount", BigInteger, nullable=False),
-    # "grant:<client id>" or "usage:<event id>": what makes a retry land on the same transaction, unique
-    # per account (contract invariant 1).
+    # The transaction's id as clients know it (CONTRACT §3.4): a usage debit's is the usage's id, a grant's the
+    # grant's, a revert's Frontier's derived id. Unique per account (contract invariant 1), it is also what makes
+    # a retried grant land on the same transaction. (Until migration 0008: "grant:<id>" and "usage:<id>".)
     Column("idempotency_key", String(300), nullable=True),
     Column("reverts_id", Uuid, ForeignKey("credit_transactions.id"), nullable=True),
     Column("source", String(100), nullable=False),

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-__all__ = ["SYSTEM_ACCOUNTS", "Balance", "Transaction", "UsageDebit"]
+__all__ = [
+    "REVERT_NAMESPACE",
+    "REVERT_SOURCE",
+    "SOURCE_LENGTH",
+    "SYSTEM_ACCOUNTS",
+    "Balance",
+    "Transaction",
+    "UsageDebit",
+    "revert_id",
+]
 
 #: For each kind of transaction, the system account on the other side.
 SYSTEM_ACCOUNTS: Final = {
@@ -23,6 +32,22 @@ SYSTEM_ACCOUNTS: Final = {
 }
 #: The kinds that take credits away from the account.
 DEBITS: Final = frozenset({"usage"})
+#: How long a transaction's source may be (the column ``credit_transactions.source``).
+SOURCE_LENGTH: Final = 100
+#: The namespace of Frontier's derived transaction ids (``TxNamespaceUUID`` in raystack/frontier
+#: ``billing/credit/credit.go``).
+REVERT_NAMESPACE: Final = uuid.UUID("967416d0-716e-4308-b58f-2468ac14f20a")
+#: What a revert's source starts with, as in Frontier (``SourceSystemRevertEvent``), which tells reverts by it.
+REVERT_SOURCE: Final = "system.revert"
+
+
+def revert_id(usage_id: str, earlier_reverts: int, account_id: uuid.UUID) -> str:
+    """The id of a usage's revert, as Frontier derives it: ``TxUUID(usage id, n, customer id)``.
+
+    A UUIDv5 in :data:`REVERT_NAMESPACE` of the parts joined by ``:`` (raystack/frontier
+    ``billing/usage/service.go``, ``Revert``), ``n`` being the number of earlier reverts of the usage.
+    """
+    return str(uuid.uuid5(REVERT_NAMESPACE, f"{usage_id}:{earlier_reverts}:{account_id}"))
 
 
 @dataclass(frozen=True)
@@ -38,6 +63,14 @@ class Transaction:
     user_id: str | None
     metadata: dict[str, Any] | None
     created_at: datetime
+
+    @property
+    def public_id(self) -> str:
+        """The id clients know it by: the usage's or the grant's id, or a revert's derived id (CONTRACT §3.4).
+
+        Unique per account; ``id`` is the ledger's own key, which entries and reverts refer to.
+        """
+        return self.idempotency_key if self.idempotency_key is not None else str(self.id)
 
     @property
     def direction(self) -> str:

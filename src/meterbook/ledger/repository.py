@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from meterbook.accounts.repository import reachable_ids
 from meterbook.db.bulk import insert_rows
@@ -19,13 +19,14 @@ from meterbook.ledger.models import SYSTEM_ACCOUNTS, Balance, Transaction
 __all__ = [
     "add_to_balance",
     "balances",
+    "debited_total",
     "ensure_balances",
-    "find_transaction",
     "get_balance",
     "insert_transactions",
+    "keys_in_use",
     "list_transactions",
     "lock_balances",
-    "reverted_amount",
+    "reverts_of",
     "set_balances",
     "transaction_by_key",
     "transactions_by_key",
@@ -198,17 +199,16 @@ def transactions_by_key(
     return [_transaction(row) for row in conn.execute(statement.order_by(credit_transactions.c.account_id))]
 
 
-def find_transaction(
-    conn: Connection, organization_id: uuid.UUID, path_prefix: str | None, transaction_id: uuid.UUID
-) -> Transaction | None:
-    """The transaction, if it is on an account the key reaches."""
-    statement = select(credit_transactions).where(
-        credit_transactions.c.organization_id == organization_id, credit_transactions.c.id == transaction_id
+def keys_in_use(conn: Connection, wanted: Sequence[tuple[uuid.UUID, str]]) -> set[tuple[uuid.UUID, str]]:
+    """Which of these (account, transaction id) pairs an account's transaction already has, in one statement."""
+    if not wanted:
+        return set()
+    statement = select(credit_transactions.c.account_id, credit_transactions.c.idempotency_key).where(
+        credit_transactions.c.idempotency_key.in_(sorted({key for _, key in wanted})),
+        credit_transactions.c.account_id.in_(sorted({account_id for account_id, _ in wanted}, key=str)),
     )
-    if path_prefix is not None:
-        statement = statement.where(credit_transactions.c.account_id.in_(reachable_ids(organization_id, path_prefix)))
-    row = conn.execute(statement).first()
-    return None if row is None else _transaction(row)
+    found = {(row.account_id, row.idempotency_key) for row in conn.execute(statement)}
+    return found & set(wanted)
 
 
 def lock_transaction(conn: Connection, transaction_id: uuid.UUID) -> None:
@@ -219,23 +219,44 @@ def lock_transaction(conn: Connection, transaction_id: uuid.UUID) -> None:
         )
 
 
-def reverted_amount(conn: Connection, transaction_id: uuid.UUID) -> int:
-    total = conn.execute(
-        select(func.coalesce(func.sum(credit_transactions.c.amount), 0)).where(
+def reverts_of(conn: Connection, transaction_id: uuid.UUID) -> tuple[int, int]:
+    """How many reverts the transaction has had, and the credits they gave back."""
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(credit_transactions.c.amount), 0)).where(
             credit_transactions.c.reverts_id == transaction_id
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def debited_total(conn: Connection, account_id: uuid.UUID) -> int:
+    """Credits the account's usage debited, less what reverts gave back."""
+    signed = case(
+        (credit_transactions.c.kind == "revert", -credit_transactions.c.amount), else_=credit_transactions.c.amount
+    )
+    total = conn.execute(
+        select(func.coalesce(func.sum(signed), 0)).where(
+            credit_transactions.c.account_id == account_id, credit_transactions.c.kind.in_(["usage", "revert"])
         )
     ).scalar_one()
     return int(total)
 
 
 def list_transactions(
-    conn: Connection, account_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
+    conn: Connection,
+    account_id: uuid.UUID,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    end_inclusive: bool = False,
 ) -> list[Transaction]:
     statement = select(credit_transactions).where(credit_transactions.c.account_id == account_id)
     if start is not None:
         statement = statement.where(credit_transactions.c.created_at >= start)
     if end is not None:
-        statement = statement.where(credit_transactions.c.created_at < end)
+        statement = statement.where(
+            credit_transactions.c.created_at <= end if end_inclusive else credit_transactions.c.created_at < end
+        )
     statement = statement.order_by(credit_transactions.c.created_at.desc(), credit_transactions.c.id.desc())
     return [_transaction(row) for row in conn.execute(statement)]
 
