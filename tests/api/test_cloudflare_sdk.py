@@ -10,7 +10,7 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,8 @@ import pytest
 from cloudflare.types.user.billing import BillingHistory
 from fastapi.testclient import TestClient
 
-from tests.api.test_cloudflare import World, build_world
+from meterbook.db import Database
+from tests.api.test_cloudflare import World, build_world, expire
 from tests.conftest import Tenant
 from tests.helpers import ts
 from tests.live import serving
@@ -126,6 +127,23 @@ class TestSdkPaging:
         assert len(expected) == 10
         assert_parsed(found, expected)
 
+    def test_a_naive_datetime_filter_is_read_as_utc(self, world: World, base_url: str) -> None:
+        # The SDK writes a naive datetime with isoformat(), without an offset: it means UTC, as an aware one would.
+        client = sdk(base_url, api_token=world.tenant.key)
+        since = datetime.fromisoformat(f"{world.months[1]}-25T00:00:00")
+        assert since.tzinfo is None
+        found = list(client.user.billing.history.list(per_page=5, occurred_at=since))
+        expected = world.items(occurred_at=f"{world.months[1]}-25T00:00:00Z")
+        assert len(expected) == 10
+        assert_parsed(found, expected)
+        payment = next(item for item in world.items() if item["description"] == "Payment wire-1")
+        at = ts(payment["occurred_at"]).replace(tzinfo=None)
+        assert payment["id"] in [item.id for item in client.user.billing.history.list(per_page=50, occurred_at=at)]
+        later = at + timedelta(microseconds=1)
+        assert payment["id"] not in [
+            item.id for item in client.user.billing.history.list(per_page=50, occurred_at=later)
+        ]
+
     def test_float_paging_parameters(self, world: World, base_url: str) -> None:
         # The SDK types page and per_page as float: 1.0, then 2.0, 3.0… go out as such and must be accepted.
         found = list(sdk(base_url, api_token=world.tenant.key).user.billing.history.list(page=1.0, per_page=5.0))
@@ -144,34 +162,130 @@ class TestSdkPaging:
         assert {item.zone.name for item in found} == {"Globex Labs"}
 
 
-class TestSdkErrors:
-    def test_a_bad_token_is_an_authentication_error(self, world: World, base_url: str) -> None:
-        with pytest.raises(cloudflare.AuthenticationError) as raised:
-            sdk(base_url, api_token="mbk_" + "0" * 32 + "_" + "0" * 48).user.billing.history.list()
-        assert raised.value.status_code == 401
-        assert raised.value.body == {
-            "success": False,
-            "errors": [{"code": 10000, "message": "Authentication error"}],
-            "messages": [],
-            "result": None,
-        }
+UNKNOWN_KEY = "mbk_" + "0" * 32 + "_" + "0" * 48
 
-    def test_a_revoked_key_is_an_authentication_error(self, world: World, base_url: str) -> None:
+
+def refusal(code: int, message: str, *chain: tuple[int, str]) -> dict[str, Any]:
+    """The body of a refusal of credentials, as the SDK hands it over."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if chain:
+        error["error_chain"] = [{"code": entry, "message": text} for entry, text in chain]
+    return {"success": False, "errors": [error], "messages": [], "result": None}
+
+
+MISSING = refusal(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+INVALID_ACCESS_TOKEN = refusal(9109, "Invalid access token")
+UNKNOWN_KEY_OR_EMAIL = refusal(9103, "Unknown X-Auth-Key or X-Auth-Email")
+NOT_PERMITTED = refusal(10000, "Authentication error")
+
+
+def bad_headers(*chain: tuple[int, str]) -> dict[str, Any]:
+    return refusal(6003, "Invalid request headers", *chain)
+
+
+def refused(client: cloudflare.Cloudflare, kind: type[cloudflare.APIStatusError]) -> cloudflare.APIStatusError:
+    """What the SDK raises on listing the history with ``client``: exactly an exception of class ``kind``."""
+    with pytest.raises(cloudflare.APIStatusError) as raised:
+        client.user.billing.history.list()
+    assert type(raised.value) is kind, raised.value
+    return raised.value
+
+
+class TestSdkErrors:
+    """Each refusal raises the exception class it raises against Cloudflare (docs/decisions.md)."""
+
+    def test_no_credentials_at_all_is_a_bad_request_error(self, world: World, base_url: str) -> None:
+        # The SDK sends a request without credentials only when told that one is left out on purpose.
+        client = sdk(base_url)
+        with pytest.raises(cloudflare.BadRequestError) as raised:
+            client.user.billing.history.list(extra_headers={"Authorization": cloudflare.Omit()})
+        assert (raised.value.status_code, raised.value.body) == (400, MISSING)
+
+    def test_a_key_without_its_email_is_a_bad_request_error(self, world: World, base_url: str) -> None:
+        error = refused(sdk(base_url, api_key=world.key("Globex")), cloudflare.BadRequestError)
+        assert (error.status_code, error.body) == (400, MISSING)
+
+    @pytest.mark.parametrize("token", ["abc-def", "0123456789abcdef0123456789abcdef01234", UNKNOWN_KEY + "0"])
+    def test_a_token_of_the_wrong_format_is_a_bad_request_error(self, world: World, base_url: str, token: str) -> None:
+        error = refused(sdk(base_url, api_token=token), cloudflare.BadRequestError)
+        assert (error.status_code, error.body) == (400, bad_headers((6111, "Invalid format for Authorization header")))
+
+    def test_a_key_of_the_wrong_format_is_a_bad_request_error(self, world: World, base_url: str) -> None:
+        client = sdk(base_url, api_email="billing@globex.example", api_key="0123456789abcdef0123456789abcdef01234")
+        error = refused(client, cloudflare.BadRequestError)
+        assert error.body == bad_headers((6103, "Invalid format for X-Auth-Key header"))
+
+    def test_an_email_of_the_wrong_format_is_a_bad_request_error(self, world: World, base_url: str) -> None:
+        error = refused(sdk(base_url, api_email="billing", api_key=world.key("Globex")), cloudflare.BadRequestError)
+        assert error.body == bad_headers((6102, "Invalid format for X-Auth-Email header"))
+
+    def test_both_of_the_wrong_format_are_one_bad_request_error(self, world: World, base_url: str) -> None:
+        error = refused(sdk(base_url, api_email="billing", api_key="junk"), cloudflare.BadRequestError)
+        assert error.body == bad_headers(
+            (6102, "Invalid format for X-Auth-Email header"), (6103, "Invalid format for X-Auth-Key header")
+        )
+
+    def test_an_unknown_token_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
+        error = refused(sdk(base_url, api_token=UNKNOWN_KEY), cloudflare.PermissionDeniedError)
+        assert (error.status_code, error.body) == (403, INVALID_ACCESS_TOKEN)
+
+    def test_a_revoked_token_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
         created = world.tenant.create_key(scopes=["billing:read"])
+        assert len(list(sdk(base_url, api_token=created["key"]).user.billing.history.list(per_page=50))) == 11
         assert world.client.delete(f"/v1/api_keys/{created['id']}", headers=world.tenant.headers).status_code == 200
-        with pytest.raises(cloudflare.AuthenticationError):
-            sdk(base_url, api_token=created["key"]).user.billing.history.list()
+        error = refused(sdk(base_url, api_token=created["key"]), cloudflare.PermissionDeniedError)
+        assert error.body == INVALID_ACCESS_TOKEN
+
+    def test_an_expired_token_is_a_permission_denied_error(
+        self, world: World, base_url: str, database: Database
+    ) -> None:
+        created = world.tenant.create_key(expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+        assert len(list(sdk(base_url, api_token=created["key"]).user.billing.history.list(per_page=50))) == 11
+        expire(database, created["id"])
+        error = refused(sdk(base_url, api_token=created["key"]), cloudflare.PermissionDeniedError)
+        assert error.body == INVALID_ACCESS_TOKEN
+
+    def test_an_unknown_key_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
+        client = sdk(base_url, api_email="billing@globex.example", api_key=UNKNOWN_KEY)
+        error = refused(client, cloudflare.PermissionDeniedError)
+        assert (error.status_code, error.body) == (403, UNKNOWN_KEY_OR_EMAIL)
+
+    def test_a_revoked_key_with_its_email_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
+        created = world.tenant.create_key(account_id=world.accounts["Globex"]["id"])
+        client = sdk(base_url, api_email="billing@globex.example", api_key=created["key"])
+        assert len(list(client.user.billing.history.list(per_page=50))) == 8
+        assert world.client.delete(f"/v1/api_keys/{created['id']}", headers=world.tenant.headers).status_code == 200
+        assert refused(client, cloudflare.PermissionDeniedError).body == UNKNOWN_KEY_OR_EMAIL
 
     def test_another_email_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
         client = sdk(base_url, api_email="ap@initech.example", api_key=world.key("Globex"))
-        with pytest.raises(cloudflare.PermissionDeniedError) as raised:
-            client.user.billing.history.list()
-        assert raised.value.status_code == 403
+        error = refused(client, cloudflare.PermissionDeniedError)
+        assert (error.status_code, error.body) == (403, UNKNOWN_KEY_OR_EMAIL)
 
     def test_an_organization_key_with_an_email_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
         client = sdk(base_url, api_email="billing@globex.example", api_key=world.tenant.key)
-        with pytest.raises(cloudflare.PermissionDeniedError):
-            client.user.billing.history.list()
+        assert refused(client, cloudflare.PermissionDeniedError).body == UNKNOWN_KEY_OR_EMAIL
+
+    def test_a_token_without_billing_read_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
+        key = world.tenant.create_key(scopes=["usage:read", "accounts:read"])["key"]
+        error = refused(sdk(base_url, api_token=key), cloudflare.PermissionDeniedError)
+        assert (error.status_code, error.body) == (403, NOT_PERMITTED)
+
+    def test_a_key_without_billing_read_is_a_permission_denied_error(self, world: World, base_url: str) -> None:
+        key = world.tenant.create_key(scopes=["usage:read"], account_id=world.accounts["Globex"]["id"])["key"]
+        client = sdk(base_url, api_email="billing@globex.example", api_key=key)
+        assert refused(client, cloudflare.PermissionDeniedError).body == NOT_PERMITTED
+
+    def test_a_platform_key_is_a_permission_denied_error(self, world: World, base_url: str, platform_key: str) -> None:
+        assert refused(sdk(base_url, api_token=platform_key), cloudflare.PermissionDeniedError).body == NOT_PERMITTED
+
+    def test_another_organizations_key_sees_only_its_own(self, world: World, base_url: str) -> None:
+        found = list(sdk(base_url, api_token=world.other.key).user.billing.history.list(per_page=5))
+        assert_parsed(found, world.items(world.other.key))
+        assert {item.zone.name for item in found} == {"Stranger"}
+        # Stranger shares Globex's e-mail: with that e-mail, its key still sees its own items only.
+        client = sdk(base_url, api_email="billing@globex.example", api_key=world.key("Stranger"))
+        assert [item.id for item in client.user.billing.history.list(per_page=5)] == [item.id for item in found]
 
     def test_a_bad_parameter_is_a_bad_request_error(self, world: World, base_url: str) -> None:
         with pytest.raises(cloudflare.BadRequestError) as raised:

@@ -3,8 +3,11 @@ CONTRACT §3.2).
 
 The billing history of every account the key reaches (the "user"), as Cloudflare's v4 envelope
 ``{"success", "errors", "messages", "result", "result_info"}``. The caller authenticates with
-``Authorization: Bearer <key>`` or with ``X-Auth-Email`` + ``X-Auth-Key``. Every failure under
-``/client/v4``, also an unknown path or method, is answered in the same envelope with ``success`` false.
+``Authorization: Bearer <key>`` or with ``X-Auth-Email`` + ``X-Auth-Key``, and credentials are refused
+with the status and code the real API gives for each case (docs/decisions.md, "Cloudflare: refusing
+credentials"), so that Cloudflare's own SDKs raise the same exception as against Cloudflare. Every
+failure under ``/client/v4``, also an unknown path or method, is answered in the same envelope with
+``success`` false.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from meterbook.accounts import access
+from meterbook.accounts import access, keys
+from meterbook.accounts import service as accounts
+from meterbook.accounts.access import authorize
 from meterbook.accounts.models import Principal
-from meterbook.api.auth import authorized_with_email_key
+from meterbook.api.auth import auth_key_scheme, bearer_scheme
 from meterbook.api.errors import MethodNotAllowed
 from meterbook.api.routing import DialectRoute, ExactJSONResponse, JsonNumber, reading, respond
 from meterbook.errors import (
@@ -51,6 +56,13 @@ MAX_FILTER_LENGTH: Final = 30
 # --- errors ----------------------------------------------------------------------------------------
 
 AUTHENTICATION_ERROR: Final = (10000, "Authentication error")
+MISSING_CREDENTIALS: Final = (9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+INVALID_HEADERS: Final = (6003, "Invalid request headers")
+INVALID_AUTHORIZATION_FORMAT: Final = (6111, "Invalid format for Authorization header")
+INVALID_KEY_FORMAT: Final = (6103, "Invalid format for X-Auth-Key header")
+INVALID_EMAIL_FORMAT: Final = (6102, "Invalid format for X-Auth-Email header")
+INVALID_ACCESS_TOKEN: Final = (9109, "Invalid access token")
+UNKNOWN_KEY_OR_EMAIL: Final = (9103, "Unknown X-Auth-Key or X-Auth-Email")
 INVALID_PARAMETERS: Final = (6008, "Invalid request parameters")
 NO_ROUTE: Final = (7003, "No route for the URI")
 METHOD_NOT_ALLOWED: Final = (7001, "Method not allowed for this URI")
@@ -67,13 +79,17 @@ class CloudflareMessage(BaseModel):
 class CloudflareErrorItem(BaseModel):
     code: int = Field(
         ge=1000,
-        description="6008 invalid request parameters (400), 10000 authentication error (401, 403), "
-        "7003 no route for the URI (404), 7001 method not allowed for this URI (405), "
-        "6009 request body too large (413), 10001 internal server error (500).",
+        description="6008 invalid request parameters (400), 9106 missing credentials (400), 6003 invalid "
+        "request headers (400), 9109 invalid access token (403), 9103 unknown X-Auth-Key or X-Auth-Email "
+        "(403), 10000 authentication error: the key may not read billing (403), 7003 no route for the URI "
+        "(404), 7001 method not allowed for this URI (405), 6009 request body too large (413), "
+        "10001 internal server error (500).",
     )
     message: str
     error_chain: list[CloudflareMessage] | SkipJsonSchema[None] = Field(
-        default=None, description="On code 6008 only: one entry per invalid parameter, naming it and the problem."
+        default=None,
+        description="On code 6008: one entry per invalid parameter, naming it and the problem; on code 6003: "
+        "one entry per header of the wrong format (6102 X-Auth-Email, 6103 X-Auth-Key, 6111 Authorization).",
     )
 
 
@@ -86,6 +102,39 @@ class CloudflareError(BaseModel):
     result: None
 
 
+class CredentialsRefused(MeterbookError):
+    """Credentials refused in Cloudflare's own words: its code and message, and the headers at fault."""
+
+    def __init__(self, code: tuple[int, str], chain: tuple[tuple[int, str], ...] = ()) -> None:
+        super().__init__(code[1])
+        self.code = code[0]
+        self.chain = chain
+
+
+class MissingCredentials(CredentialsRefused):
+    """No credentials at all, or half of the X-Auth pair: 400, code 9106."""
+
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__(MISSING_CREDENTIALS)
+
+
+class MalformedHeaders(CredentialsRefused):
+    """A credential header of the wrong format: 400, code 6003, one chain entry per such header."""
+
+    status = 400
+
+    def __init__(self, *chain: tuple[int, str]) -> None:
+        super().__init__(INVALID_HEADERS, chain)
+
+
+class UnknownCredentials(CredentialsRefused):
+    """Well-formed credentials that are unknown, revoked or expired (or an e-mail that is not the key's): 403."""
+
+    status = 403
+
+
 def _parameter(path: str) -> str:
     """A domain field path as the client wrote it: ``query.per_page`` is ``per_page``."""
     location, _, rest = path.partition(".")
@@ -96,8 +145,13 @@ def _error_item(error: MeterbookError | None, error_id: uuid.UUID) -> dict[str, 
     """The one ``errors`` entry a failure is answered with."""
     if error is None:
         return {"code": INTERNAL_ERROR[0], "message": f"{INTERNAL_ERROR[1]} (error id {error_id})"}
+    if isinstance(error, CredentialsRefused):
+        item: dict[str, Any] = {"code": error.code, "message": error.message}
+        if error.chain:
+            item["error_chain"] = [{"code": code, "message": message} for code, message in error.chain]
+        return item
     if isinstance(error, AuthenticationError | Forbidden):
-        # The reason (missing, revoked, another e-mail…) is not told: Cloudflare says no more than this either.
+        # The reason (which scope, an archived account…) is not told: Cloudflare says no more than this either.
         return {"code": AUTHENTICATION_ERROR[0], "message": AUTHENTICATION_ERROR[1]}
     if isinstance(error, NotFound):
         return {"code": NO_ROUTE[0], "message": NO_ROUTE[1]}
@@ -121,10 +175,15 @@ def render_error(error: MeterbookError | None, status: int, error_id: uuid.UUID)
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "Invalid request parameters (code 6008); `error_chain` names each parameter and what is wrong with it.",
-    401: "Authentication error (code 10000): no credentials, or a key that is unknown, revoked, expired or malformed.",
-    403: "Authentication error (code 10000): the key lacks the scope `billing:read`, `X-Auth-Email` is not the "
-    "e-mail of the key's account, or an organization key was sent as `X-Auth-Key` (it has no e-mail).",
+    400: "Invalid request parameters (code 6008; `error_chain` names each parameter and what is wrong with it); "
+    "no credentials (code 9106 `Missing X-Auth-Key, X-Auth-Email or Authorization headers`, also when only one "
+    "of `X-Auth-Email` and `X-Auth-Key` is sent); or a credential header of the wrong format (code 6003 `Invalid "
+    "request headers`, with an `error_chain` entry 6111 for `Authorization` not `Bearer mbk_<id>_<secret>`, 6103 "
+    "for `X-Auth-Key` not `mbk_<id>_<secret>`, 6102 for `X-Auth-Email` not an e-mail address).",
+    403: "`Authorization: Bearer` with a key that is unknown, revoked or expired (code 9109 `Invalid access "
+    "token`); `X-Auth-Email` + `X-Auth-Key` with such a key, with an e-mail that is not the key's account's, or "
+    "with an organization key, which has no e-mail (code 9103 `Unknown X-Auth-Key or X-Auth-Email`); a valid key "
+    "without the scope `billing:read` (code 10000 `Authentication error`).",
     404: "No route for the URI (code 7003): an unknown path under `/client/v4`.",
     405: "Method not allowed for this URI (code 7001).",
     413: "Request body too large (code 6009).",
@@ -191,9 +250,10 @@ class CloudflareBillingHistoryPage(BaseModel):
 
 _EXAMPLE: Final = "2014-03-01T12:21:59.3456Z"
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-#: RFC 3339 §5.6 ``date-time``: a full date, ``T``, a full time with an optional fraction, and an offset.
+#: RFC 3339 §5.6 ``date-time``: a full date, ``T``, a full time with an optional fraction, and an offset,
+#: which may be left out: the SDK sends a naive ``datetime`` as ``isoformat()`` writes it, without one.
 _DATE_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
 )
 
 
@@ -215,7 +275,7 @@ def _whole_number(value: Any) -> Any:
 
 
 def _date_time(value: Any) -> Any:
-    """An RFC 3339 date-time as an aware UTC instant.
+    """An RFC 3339 date-time as an aware UTC instant; one without an offset is read as UTC.
 
     A fraction finer than a microsecond is rounded up, so that "at or after" still holds exactly for
     items stored to the microsecond.
@@ -252,13 +312,87 @@ _ORDERS: Final[dict[str, HistoryOrder]] = {
     "action": "action",
 }
 _SINCE_DESCRIPTION = (
-    "RFC 3339 date-time: only items that occurred at or after it. `occured_at` is the seed's spelling of "
-    "`occurred_at`; if both are given, both apply."
+    "RFC 3339 date-time: only items that occurred at or after it; without an offset it is read as UTC. "
+    "`occured_at` is the seed's spelling of `occurred_at`; if both are given, both apply."
 )
 
 router = APIRouter(prefix=PREFIX, tags=["cloudflare"], route_class=DialectRoute, responses=ERROR_RESPONSES)
 
-Reader = Annotated[Principal, Depends(authorized_with_email_key(access.READ_BILLING))]
+# --- credentials -----------------------------------------------------------------------------------
+
+#: The shape meterbook asks of an account's e-mail (accounts/schemas.py), and its longest form.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MAX_EMAIL_LENGTH: Final = 320
+
+
+def _well_formed_key(token: str) -> bool:
+    """Whether ``token`` has a meterbook key's shape, ``mbk_`` + 32 + ``_`` + 48 lowercase hex digits."""
+    return keys.parse_key(token) is not None
+
+
+def _bearer_token(header: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header, or None when the header is not of that format."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and _well_formed_key(token) else None
+
+
+def _authenticate(request: Request) -> Principal:
+    """The calling key, or the refusal the real API gives for these headers.
+
+    A non-blank ``Authorization`` header takes precedence over ``X-Auth-Email`` + ``X-Auth-Key``. Each
+    header is checked for its format before any key is looked up, and a well-formed key that does not
+    open the door is refused alike whether it is unknown, revoked or expired.
+    """
+    authorization = request.headers.get("authorization", "").strip()
+    if authorization:
+        token = _bearer_token(authorization)
+        if token is None:
+            raise MalformedHeaders(INVALID_AUTHORIZATION_FORMAT)
+        try:
+            with reading(request) as conn:
+                return accounts.authenticate(conn, token)
+        except AuthenticationError:
+            raise UnknownCredentials(INVALID_ACCESS_TOKEN) from None
+    key = request.headers.get("x-auth-key", "").strip()
+    email = request.headers.get("x-auth-email", "").strip()
+    malformed = []
+    if email and (len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email)):
+        malformed.append(INVALID_EMAIL_FORMAT)
+    if key and not _well_formed_key(key):
+        malformed.append(INVALID_KEY_FORMAT)
+    if malformed:
+        raise MalformedHeaders(*malformed)
+    if not (key and email):
+        raise MissingCredentials()
+    try:
+        with reading(request) as conn:
+            return accounts.authenticate_email_key(conn, email, key)
+    except (AuthenticationError, Forbidden):
+        # An unknown key, a revoked or expired one, another e-mail, or a key with no e-mail at all (an
+        # organization's): no e-mail and key pair is known, in the very words the real API uses for that.
+        raise UnknownCredentials(UNKNOWN_KEY_OR_EMAIL) from None
+
+
+def _reader(
+    request: Request,
+    _bearer: object = Depends(bearer_scheme),
+    _key: object = Depends(auth_key_scheme),
+    _email: Annotated[
+        str | None,
+        Header(
+            alias="X-Auth-Email",
+            description="With `X-Auth-Key`: the e-mail of the key's account (compared ignoring case).",
+        ),
+    ] = None,
+) -> Principal:
+    """The calling key, refused (403, code 10000) unless it may read billing."""
+    principal = _authenticate(request)
+    authorize(principal, access.READ_BILLING)
+    return principal
+
+
+Reader = Annotated[Principal, Depends(_reader)]
 
 
 @router.get("/user/billing/history", response_model=CloudflareBillingHistoryPage, summary="User Billing History")
