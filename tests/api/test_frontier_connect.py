@@ -408,3 +408,41 @@ def test_openapi_documents_each_method(client: TestClient) -> None:
 
 def jsontext_body(value: Any) -> bytes:
     return jsontext.dumps(value)
+
+
+def test_a_path_field_is_an_id_never_a_path(client: TestClient, tenant: Tenant, account: dict[str, Any]) -> None:
+    """A field bound into the REST path cannot add a segment or name another route: it is refused as an id."""
+    path = f"{FRONTIER}/GetBillingBalance"
+    for org_id, billing_id in (
+        (tenant.id, "a/b"),
+        ("../..", account["id"]),
+        (tenant.id, "x?y#z"),
+        (f"{tenant.id}/billing/{account['id']}", account["id"]),
+    ):
+        response = client.post(path, json={"orgId": org_id, "id": billing_id}, headers=tenant.headers)
+        assert_connect_error(response, 400, "invalid_argument", "expected a UUID")
+    assert_connect_error(
+        client.post(path, json={"id": account["id"]}, headers=tenant.headers),
+        400,
+        "invalid_argument",
+        "org_id",
+        "required",
+    )
+
+
+def test_times_travel_to_the_rest_query_as_proto_json_writes_them(
+    client: TestClient, tenant: Tenant, account: dict[str, Any]
+) -> None:
+    path = f"{FRONTIER}/ListBillingTransactions"
+    where = {"orgId": tenant.id, "billingId": account["id"]}
+    everything = client.post(path, json=where, headers=tenant.headers).json()["transactions"]
+    assert len(everything) == 1
+    # protobuf-es writes nanoseconds with 0, 3, 6 or 9 digits.
+    for start in ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00.500Z", "2000-01-01T00:00:00.123456789Z"):
+        response = client.post(path, json={**where, "startRange": start}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["transactions"] == everything
+    response = client.post(path, json={**where, "startRange": "2999-01-01T00:00:00Z"}, headers=tenant.headers)
+    assert response.json() == {}  # no transactions: the empty list is left out
+    response = client.post(path, json={**where, "endRange": "yesterday"}, headers=tenant.headers)
+    assert_connect_error(response, 400, "invalid_argument", "end_range")

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request, Response, Security
 from pydantic import BaseModel, Field
@@ -430,7 +430,8 @@ def _is_default(value: Any) -> bool:
 @dataclass(frozen=True)
 class RestCall:
     method: str
-    path: str  # percent-encoded
+    path: str  # as routes match it: decoded, but a "/" inside a field stays %2F, so it cannot add a segment
+    raw_path: str  # percent-encoded
     query: str
     body: bytes | None
 
@@ -438,7 +439,7 @@ class RestCall:
 def _path_value(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationFailed.field(name, "must be a string", "string_type")
-    return quote(value, safe="")
+    return value
 
 
 def _query(fields: Mapping[str, Any]) -> str:
@@ -458,15 +459,17 @@ def rest_call(request: dict[str, Any], bindings: tuple[Binding, ...]) -> RestCal
     """The REST request the gateway would make of ``request``: the first binding whose path fields are all set
     (else the last, whose missing field is then named), the rest of the fields as its body or its query."""
     binding = next((item for item in bindings if all(request.get(name) for name in item.path_fields)), bindings[-1])
-    path, rest = binding.path, dict(request)
+    path, raw_path, rest = binding.path, binding.path, dict(request)
     for name in binding.path_fields:
         value = rest.pop(name)
         if not value:
             raise ValidationFailed.field(name, "is required", "missing")
-        path = path.replace(f"{{{name}}}", _path_value(name, value))
+        text = _path_value(name, value)
+        path = path.replace(f"{{{name}}}", text.replace("/", "%2F"))
+        raw_path = raw_path.replace(f"{{{name}}}", quote(text, safe=""))
     if binding.body:
-        return RestCall(binding.method, path, "", jsontext.dumps(rest))
-    return RestCall(binding.method, path, _query(rest), None)
+        return RestCall(binding.method, path, raw_path, "", jsontext.dumps(rest))
+    return RestCall(binding.method, path, raw_path, _query(rest), None)
 
 
 # --- proto JSON out --------------------------------------------------------------------------------
@@ -565,8 +568,8 @@ async def _call_rest(request: Request, call: RestCall) -> tuple[int, bytes]:
         "server": request.scope.get("server"),
         "client": request.scope.get("client"),
         "root_path": root_path,
-        "path": root_path + unquote(call.path),
-        "raw_path": (root_path + call.path).encode("ascii"),
+        "path": root_path + call.path,
+        "raw_path": (root_path + call.raw_path).encode("ascii"),
         "query_string": call.query.encode("ascii"),
         "headers": headers,
         "app": request.app,
