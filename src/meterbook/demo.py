@@ -602,7 +602,7 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         f'-d \'[{{"id": "try-1", "account_id": "{first.id}", "type": "metered", "product_id": "{CALLS}", '
         '"quantity": "2.5", "direction": "INBOUND"}]\'',
         "# (send that one twice: the second reply counts it among the duplicates, and nothing changes)",
-        f'curl -s "$MB/v1/accounts/{first.id}/usage?from={first_month}&to={last_month}" '
+        f'curl -s "$MB/v1/monthly_usage?account_id={first.id}&from={first_month}&to={last_month}" '
         '-H "Authorization: Bearer $KEY"',
         "# Talkdesk dialect: monthly usage aggregates, filtered",
         'curl -s -G $MB/express/usage/month -H "Authorization: Bearer $KEY" '
@@ -612,6 +612,7 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         'curl -s $MB/v1/invoices -H "Authorization: Bearer $KEY"',
         'curl -s $MB/v1/payments -H "Authorization: Bearer $KEY"',
         f'curl -s $MB/v1/accounts/{first.id}/billing -H "Authorization: Bearer $KEY"',
+        f'curl -s $MB/v1/accounts/current/billing -H "Authorization: Bearer {demo.account_key}"',
         'curl -s "$MB/client/v4/user/billing/history?per_page=5" '
         f'-H "X-Auth-Email: {first.email}" -H "X-Auth-Key: {demo.account_key}"',
         "# Frontier dialect: credit balance and transactions",
