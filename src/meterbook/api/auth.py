@@ -1,9 +1,9 @@
 """Who is calling: credentials read from the request, checked by the accounts service, and what a route does.
 
-Every route that touches an organization's data depends on :func:`authorized` (or, in the Cloudflare
-dialect, :func:`authorized_with_email_key`) with the action it performs; whether the key may do it is
-decided by ``accounts/access.py`` alone, and the reach of the key it returns is then applied by the
-services (``accounts/reach.py``).
+Every route that touches an organization's data depends on :func:`authorized` with the action it
+performs (the Cloudflare dialect, which refuses credentials in Cloudflare's own words, has its own check
+in ``api/cloudflare.py``); whether the key may do it is decided by ``accounts/access.py`` alone, and the
+reach of the key it returns is then applied by the services (``accounts/reach.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +28,6 @@ __all__ = [
     "auth_key_scheme",
     "authorized",
     "authorized_on_loop",
-    "authorized_with_email_key",
     "basic_scheme",
     "bearer_principal",
     "bearer_scheme",
@@ -135,39 +134,3 @@ auth_key_scheme = APIKeyHeader(
     description="The API key (`mbk_<id>_<secret>`), sent with `X-Auth-Email`: the e-mail of the key's account. "
     "Only an account key has an e-mail; an organization key must use `Authorization: Bearer`.",
 )
-
-
-def _authenticate_email_key(request: Request) -> Principal:
-    """``X-Auth-Email`` + ``X-Auth-Key``; a non-blank ``Authorization`` header takes precedence over them."""
-    key = request.headers.get("x-auth-key", "").strip()
-    email = request.headers.get("x-auth-email", "").strip()
-    if request.headers.get("authorization", "").strip() or not (key or email):
-        return _authenticate(request, allow_basic=False)
-    if not key:
-        raise MissingApiKey("X-Auth-Email needs X-Auth-Key: send the API key in X-Auth-Key.")
-    if not email:
-        raise MissingApiKey("X-Auth-Key needs X-Auth-Email: send the e-mail of the key's account in X-Auth-Email.")
-    with reading(request) as conn:
-        return accounts.authenticate_email_key(conn, email, key)
-
-
-def authorized_with_email_key(action: Action) -> Callable[..., Principal]:
-    """Like :func:`authorized`, also accepting ``X-Auth-Email`` + ``X-Auth-Key`` in place of a Bearer header."""
-
-    def bearer_or_email_key(
-        request: Request,
-        _bearer: object = Depends(bearer_scheme),
-        _key: object = Depends(auth_key_scheme),
-        _email: Annotated[
-            str | None,
-            Header(
-                alias="X-Auth-Email",
-                description="With `X-Auth-Key`: the e-mail of the key's account (compared ignoring case).",
-            ),
-        ] = None,
-    ) -> Principal:
-        principal = _authenticate_email_key(request)
-        authorize(principal, action)
-        return principal
-
-    return bearer_or_email_key
