@@ -8,7 +8,8 @@ body, as the gateway would bind them), the REST route decides everything (authen
 reach, validation, the ledger), and its answer is written back in proto JSON (lowerCamelCase names,
 int64 as strings, defaults left out), or as Connect's error JSON ``{"code": "invalid_argument",
 "message": ...}`` with the HTTP status Connect gives that code. So a rule of the Frontier dialect lives
-in one place, ``api/frontier.py``, whichever protocol the client speaks.
+in one place, ``api/frontier.py``, whichever protocol the client speaks; and a method is served
+exactly when the REST route of one of its bindings is (:func:`install`).
 
 Sources: the Connect protocol (https://connectrpc.com/docs/protocol, error codes and their HTTP
 statuses as updated by connectrpc/connectrpc.com#130) and its reference implementation in
@@ -606,7 +607,7 @@ async def serve(request: Request, method: ConnectMethod, bindings: tuple[Binding
     _check_protocol(request)
     call = rest_call(await _read_request(request, method), bindings)
     status, body = await _call_rest(request, call)
-    if status != 200:
+    if not 200 <= status < 300:
         return _from_frontier(status, body)
     return ExactJSONResponse(to_proto_json(method.output, jsontext.loads(body)))
 
