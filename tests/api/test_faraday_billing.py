@@ -169,3 +169,72 @@ class TestRefusals:
     def test_without_a_key(self, client, billed):
         response = client.get(f"/v1/accounts/{billed['account']['id']}/billing")
         assert_error(response, 401, "MISSING_API_KEY")
+
+
+# --- GET /v1/accounts/current/billing (BillingApi.getCurrentAccountBilling of @fdy/faraday-js) ----------------
+
+
+def current_billing(client: Any, key: str | None) -> Any:
+    return client.get("/v1/accounts/current/billing", headers=bearer(key) if key else {})
+
+
+class TestCurrentBilling:
+    def test_an_account_key_gets_its_own_accounts_billing(self, client, tenant, billed):
+        account_id = billed["account"]["id"]
+        key = tenant.create_key(account_id=account_id)["key"]
+        response = current_billing(client, key)
+        assert response.status_code == 200, response.text
+        assert response.text == billing(client, tenant.key, account_id).text
+        assert decimal_body(response)["payments"] == [
+            {"amount": Decimal("103.69"), "date": f"{billed['months'][2]}-03T00:00:00.000Z"}
+        ]
+
+    def test_a_subaccounts_key_gets_the_subaccounts_not_its_parents(self, client, tenant, billed):
+        child = tenant.create_account(name="Globex Europe", parent_account_id=billed["account"]["id"])
+        response = current_billing(client, child["api_key"])
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "invoices": [],
+            "payments": [],
+            "usages": [{"name": "seats", "description": "Seats", "limit": 10, "usage": 0}],
+        }
+
+    def test_an_archived_accounts_key_still_reads_it(self, client, tenant, billed):
+        account_id = billed["account"]["id"]
+        key = tenant.create_key(account_id=account_id)["key"]
+        assert client.delete(f"/v1/accounts/{account_id}", headers=tenant.headers).status_code == 202
+        response = current_billing(client, key)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["invoices"]) == 2
+
+    def test_it_is_not_taken_for_a_malformed_account_id(self, client, tenant, billed):
+        # Before this route, /v1/accounts/{account_id}/billing answered 400 VALIDATION_FAILED for "current".
+        key = tenant.create_key(account_id=billed["account"]["id"])["key"]
+        assert current_billing(client, key).status_code == 200
+
+
+class TestCurrentBillingRefusals:
+    def test_an_organization_key_has_no_current_account(self, client, tenant, billed):
+        body = assert_error(current_billing(client, tenant.key), 404, "NOT_FOUND")
+        assert "organization key" in body["note"]
+
+    def test_another_organizations_key_gets_its_own_or_nothing(self, client, billed, other_tenant):
+        # Its organization key has no account; its account key sees only its own, empty billing.
+        body = assert_error(current_billing(client, other_tenant.key), 404, "NOT_FOUND")
+        assert "Globex" not in body["note"]
+        stranger = other_tenant.create_account(name="Stranger")
+        assert current_billing(client, stranger["api_key"]).json() == {"invoices": [], "payments": [], "usages": []}
+
+    def test_without_the_billing_read_scope(self, client, tenant, billed):
+        key = tenant.create_key(account_id=billed["account"]["id"], scopes=["accounts:read"])["key"]
+        assert_error(current_billing(client, key), 403, "FORBIDDEN")
+
+    def test_without_a_key_or_with_a_malformed_one(self, client, billed):
+        assert_error(current_billing(client, None), 401, "MISSING_API_KEY")
+        assert_error(current_billing(client, "not-a-key"), 401, "MALFORMED_API_KEY")
+
+    def test_query_parameters_are_ignored_and_other_methods_are_not_allowed(self, client, tenant, billed):
+        key = tenant.create_key(account_id=billed["account"]["id"])["key"]
+        response = client.get("/v1/accounts/current/billing?account_id=x", headers=bearer(key))
+        assert response.status_code == 200
+        assert client.post("/v1/accounts/current/billing", headers=bearer(key)).status_code == 405
