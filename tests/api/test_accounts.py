@@ -50,7 +50,8 @@ TIMESTAMP_FIELDS = [
 ]
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 WHOLE_KEY = re.compile(r"^mbk_[0-9a-f]{32}_[0-9a-f]{48}$")
-MERGE_PATCH_TYPES = ["application/merge-patch+json", "application/json"]
+# RFC 7396's type, plain JSON, and what the published @fdy/faraday-js sends (its AccountsApi.updateAccount).
+MERGE_PATCH_TYPES = ["application/merge-patch+json", "application/json", "application/json+merge-patch"]
 MAX_BODY_BYTES = 64 * 1024  # the test settings' limit (tests/conftest.py)
 
 
@@ -120,7 +121,7 @@ def assert_invalid(response, path):
 
 @pytest.fixture(params=MERGE_PATCH_TYPES)
 def send_patch(client, request):
-    """PATCH a merge patch, once as application/merge-patch+json and once as application/json."""
+    """PATCH a merge patch as each of :data:`MERGE_PATCH_TYPES`."""
 
     def send(key, account_id, body):
         headers = {**bearer(key), "content-type": request.param}
@@ -826,6 +827,34 @@ class TestPatch:
             )
             assert_error(response, 400, "BAD_REQUEST")
         assert list_accounts(client, tenant.key) == before
+
+    @pytest.mark.parametrize("content_type", ["text/plain", "application/merge-patch", "application/json+patch"])
+    def test_a_body_of_another_type_is_a_bad_request(self, client, tenant, content_type):
+        account = tenant.create_account(name="Globex")
+        response = client.patch(
+            f"/v1/accounts/{account['id']}",
+            content='{"name": "Renamed"}',
+            headers={**tenant.headers, "content-type": content_type},
+        )
+        assert content_type in assert_error(response, 400, "BAD_REQUEST")["note"]
+        assert get_account(client, tenant.key, account["id"])["name"] == "Globex"
+
+    def test_the_faraday_clients_type_is_a_merge_patch_only_on_patch(self, client, tenant):
+        # A create is not a merge patch: its type stays refused there, and nothing is created.
+        before = list_accounts(client, tenant.key)
+        response = post_raw(client, tenant.key, '{"name": "Hooli"}', "application/json+merge-patch")
+        assert_error(response, 400, "BAD_REQUEST")
+        assert list_accounts(client, tenant.key) == before
+
+    def test_another_organizations_key_gets_not_found_with_the_faraday_clients_type(self, client, tenant, other_tenant):
+        account = tenant.create_account(name="Globex")
+        response = client.patch(
+            f"/v1/accounts/{account['id']}",
+            content='{"name": "Taken"}',
+            headers={**bearer(other_tenant.key), "content-type": "application/json+merge-patch"},
+        )
+        assert_error(response, 404, "NOT_FOUND")
+        assert get_account(client, tenant.key, account["id"])["name"] == "Globex"
 
     def test_an_archived_account_is_a_conflict(self, client, tenant, send_patch):
         account = tenant.create_account(name="Old")
