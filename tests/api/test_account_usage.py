@@ -573,3 +573,177 @@ class TestReach:
     def test_no_key_is_unauthorized(self, used):
         response = used.client.get(f"/v1/monthly_usage?account_id={used.aid}")
         assert_error(response, 401, "MISSING_API_KEY")
+
+
+# --- Faraday's usage summaries: /v1/accounts/{id}/usage, /v1/accounts/current/usage(/all) (CONTRACT §3.1) ----
+
+SUMMARY_FIELDS = {"id", "started_at", "finished_at", "batch_deployments", "lookup_api_requests"}
+
+
+def this_month_start() -> str:
+    now = datetime.now(UTC)
+    return f"{now.year:04d}-{now.month:02d}-01T00:00:00Z"
+
+
+def last_month_at() -> datetime:
+    """Noon on the 15th of the month before the current one (UTC)."""
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 2
+    return at(index // 12, index % 12 + 1)
+
+
+def summary(shop: Shop, path: str, key: str) -> dict[str, Any]:
+    response = shop.client.get(f"/v1/accounts/{path}", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    body = parse_raw(response.text)
+    assert set(body) == SUMMARY_FIELDS, body
+    uuid.UUID(body["id"])
+    assert body["started_at"] == this_month_start()
+    assert RFC3339_Z.match(body["finished_at"]), body
+    for name in ("batch_deployments", "lookup_api_requests"):
+        assert isinstance(body[name], RawNumber), body
+        assert PLAIN_NUMBER.match(body[name]), body
+    return body
+
+
+def counts(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    return Decimal(body["batch_deployments"]), Decimal(body["lookup_api_requests"])
+
+
+RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+@pytest.fixture
+def counted(shop: Shop) -> Shop:
+    """Main's usage: products ``lookup_api_requests`` (2.5 + 3 this month, 7 last month) and ``batch_deployments``
+    (2), a monthly feature ``batch_deployments`` (4 in use), and another product (ignored); the sibling uses 100."""
+    shop.put_product("lookup_api_requests", "0.01")
+    shop.put_product("batch_deployments", "1")
+    shop.put_product("OTHER", "1")
+    response = shop.client.put(
+        "/v1/features/batch_deployments", json={"reset": "monthly", "default_limit": 10}, headers=shop.tenant.headers
+    )
+    assert response.status_code == 201, response.text
+    shop.send(
+        shop.event("lookup_api_requests", "2.5", None),
+        shop.event("lookup_api_requests", 3, None),
+        shop.event("lookup_api_requests", 7, last_month_at()),
+        shop.event("batch_deployments", 2, None),
+        shop.event("OTHER", 50, None),
+        {"id": "deploy-1", "account_id": shop.aid, "type": "feature", "feature": "batch_deployments", "quantity": 4},
+        {**shop.event("lookup_api_requests", 100, None), "account_id": shop.sibling["id"]},
+    )
+    return shop
+
+
+class TestFaradaySummary:
+    def test_nothing_named_so_is_zero(self, shop):
+        body = summary(shop, f"{shop.aid}/usage", shop.key)
+        assert counts(body) == (0, 0)
+        assert (
+            '"batch_deployments":0'
+            in shop.client.get(f"/v1/accounts/{shop.aid}/usage", headers=shop.tenant.headers).text
+        )
+
+    def test_this_months_usage_of_the_features_and_products_so_named(self, counted):
+        body = summary(counted, f"{counted.aid}/usage", counted.key)
+        # batch_deployments: 4 of the feature + 2 units of the product; lookups: 2.5 + 3 (not last month's 7).
+        assert counts(body) == (Decimal(6), Decimal("5.5"))
+        assert body["lookup_api_requests"] == "5.5"
+
+    def test_the_current_account_is_the_keys_own(self, counted):
+        by_id = summary(counted, f"{counted.aid}/usage", counted.key)
+        current = summary(counted, "current/usage", counted.account["api_key"])
+        assert current == {**by_id, "finished_at": current["finished_at"]}
+        assert summary(counted, "current/usage", counted.sibling["api_key"])["lookup_api_requests"] == "100"
+
+    def test_all_adds_up_the_subaccounts_at_any_depth(self, counted):
+        child = counted.tenant.create_account(key=counted.account["api_key"], name="Child")
+        grandchild = counted.tenant.create_account(key=child["api_key"], name="Grandchild")
+        for account, quantity in ((child, "0.5"), (grandchild, 4)):
+            counted.send({**counted.event("lookup_api_requests", quantity, None), "account_id": account["id"]})
+        deploy = {"id": "deploy-2", "account_id": grandchild["id"], "type": "feature", "feature": "batch_deployments"}
+        counted.send({**deploy, "quantity": 1})
+        key = counted.account["api_key"]
+        everything = summary(counted, "current/usage/all", key)
+        assert counts(everything) == (Decimal(7), Decimal(10))  # the sibling's 100 is not in it
+        alone = summary(counted, "current/usage", key)
+        assert counts(alone) == (Decimal(6), Decimal("5.5"))
+        assert everything["id"] != alone["id"]
+        assert counts(summary(counted, f"{child['id']}/usage", key)) == (
+            0,
+            Decimal("0.5"),
+        )  # one account, not its subtree
+        assert counts(summary(counted, "current/usage/all", child["api_key"])) == (Decimal(1), Decimal("4.5"))
+
+    def test_the_id_is_the_same_when_read_again(self, counted):
+        first = summary(counted, f"{counted.aid}/usage", counted.key)
+        counted.send(counted.event("lookup_api_requests", 1, None))
+        again = summary(counted, f"{counted.aid}/usage", counted.key)
+        assert again["id"] == first["id"]
+        assert counts(again) == (Decimal(6), Decimal("6.5"))
+
+    def test_an_archived_accounts_key_still_reads_it(self, counted):
+        key = counted.account["api_key"]
+        assert counted.client.delete(f"/v1/accounts/{counted.aid}", headers=counted.tenant.headers).status_code == 202
+        assert counts(summary(counted, "current/usage", key)) == (Decimal(6), Decimal("5.5"))
+
+    def test_a_forever_feature_counts_what_is_in_use(self, shop):
+        response = shop.client.put("/v1/features/lookup_api_requests", json={}, headers=shop.tenant.headers)
+        assert response.status_code == 201, response.text
+        use = {"id": "lookups", "account_id": shop.aid, "type": "feature", "feature": "lookup_api_requests"}
+        shop.send({**use, "quantity": 3})
+        assert counts(summary(shop, f"{shop.aid}/usage", shop.key)) == (0, 3)
+
+
+SUMMARY_PATHS = ["{aid}/usage", "current/usage", "current/usage/all"]
+
+
+class TestFaradaySummaryRefusals:
+    def get(self, shop: Shop, path: str, key: str | None) -> Any:
+        return shop.client.get(f"/v1/accounts/{path.format(aid=shop.aid)}", headers=bearer(key) if key else {})
+
+    def test_another_organizations_key_gets_not_found(self, counted, other_tenant):
+        for path in SUMMARY_PATHS:
+            body = assert_error(self.get(counted, path, other_tenant.key), 404, "NOT_FOUND")
+            assert "5.5" not in json.dumps(body)
+        stranger = other_tenant.create_account(name="Stranger")
+        assert_error(self.get(counted, "{aid}/usage", stranger["api_key"]), 404, "NOT_FOUND")
+        assert counts(summary(counted, "current/usage/all", stranger["api_key"])) == (0, 0)
+
+    def test_a_sibling_or_a_subaccount_does_not_reach(self, counted):
+        assert_error(self.get(counted, "{aid}/usage", counted.sibling["api_key"]), 404, "NOT_FOUND")
+        child = counted.tenant.create_account(key=counted.account["api_key"], name="Child")
+        assert_error(self.get(counted, "{aid}/usage", child["api_key"]), 404, "NOT_FOUND")
+
+    def test_an_organization_key_has_no_current_account(self, counted):
+        for path in SUMMARY_PATHS[1:]:
+            body = assert_error(self.get(counted, path, counted.key), 404, "NOT_FOUND")
+            assert "organization key" in body["note"]
+
+    def test_a_malformed_or_unknown_account(self, shop):
+        body = assert_error(
+            shop.client.get("/v1/accounts/not-a-uuid/usage", headers=shop.tenant.headers), 400, "VALIDATION_FAILED"
+        )
+        assert [item["path"] for item in body["validationErrors"]] == ["path.account_id"]
+        assert_error(
+            shop.client.get(f"/v1/accounts/{uuid.uuid4()}/usage", headers=shop.tenant.headers), 404, "NOT_FOUND"
+        )
+
+    def test_without_the_usage_read_scope(self, counted):
+        key = counted.tenant.create_key(account_id=counted.aid, scopes=["accounts:read", "billing:read"])["key"]
+        for path in SUMMARY_PATHS:
+            assert_error(self.get(counted, path, key), 403, "FORBIDDEN")
+
+    def test_without_a_key_or_with_a_malformed_one(self, counted):
+        for path in SUMMARY_PATHS:
+            assert_error(self.get(counted, path, None), 401, "MISSING_API_KEY")
+            assert_error(self.get(counted, path, "not-a-key"), 401, "MALFORMED_API_KEY")
+
+    def test_the_native_query_is_not_taken(self, counted):
+        # The old native form: its from/to are not Faraday's; the summary is this month's whatever they say.
+        response = counted.client.get(
+            f"/v1/accounts/{counted.aid}/usage?from=2020-01&to=2020-02", headers=counted.tenant.headers
+        )
+        assert response.status_code == 200, response.text
+        assert set(response.json()) == SUMMARY_FIELDS
