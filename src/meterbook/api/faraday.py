@@ -1,7 +1,9 @@
 """The Faraday dialect: accounts and their billing under ``/v1`` (seeds ``faraday-get-account.txt`` and
-``faraday-get-account-billing.txt``) and Faraday's error model.
+``faraday-get-account-billing.txt``), its usage summaries, and Faraday's error model; what the published
+``@fdy/faraday-js`` client sends is taken as it is (CONTRACT §3.1).
 
-The native management API (``api/native.py``) shares the ``/v1`` prefix and renders its errors here too.
+The native management API (``api/native.py``, ``api/metering.py``...) shares the ``/v1`` prefix and renders its
+errors here too, but never takes a Faraday path (its monthly usage is ``/v1/monthly_usage``).
 """
 
 from __future__ import annotations
