@@ -62,11 +62,14 @@ def basic(token: str) -> dict[str, str]:
     return {"Authorization": f"Basic {credentials}"}
 
 
-def grant(tenant: Tenant, account_id: str, amount: int) -> None:
+def grant(tenant: Tenant, account_id: str, amount: int, grant_id: str | None = None, **extra: Any) -> str:
+    """Grant credits through the native API; the grant's id."""
+    grant_id = grant_id or new_id()
     response = tenant.client.post(
-        f"/v1/accounts/{account_id}/credits", json={"id": new_id(), "amount": amount}, headers=tenant.headers
+        f"/v1/accounts/{account_id}/credits", json={"id": grant_id, "amount": amount, **extra}, headers=tenant.headers
     )
     assert response.status_code == 201, response.text
+    return grant_id
 
 
 def native_balance(tenant: Tenant, account_id: str) -> int:
@@ -497,10 +500,8 @@ class TestInvalidUsage:
     @pytest.mark.parametrize(
         "body",
         [
-            {"usages": []},
-            {"usages": None},
             {"usages": {"id": "x"}},
-            {},
+            {"usages": "x"},
             [],
             "usages",
         ],
@@ -511,6 +512,15 @@ class TestInvalidUsage:
         state = State(tenant, account["id"])
         assert_error(post(USAGES, body), 400, INVALID_ARGUMENT)
         state.assert_unchanged()
+
+    @pytest.mark.parametrize("body", [{"usages": []}, {"usages": None}, {}])
+    def test_no_usages_at_all_is_an_empty_success(self, post, tenant, account, body):
+        """Frontier reports nothing and answers `{}` (CONTRACT §3.4's quirks); the organization is still checked."""
+        state = State(tenant, account["id"])
+        assert_ok(post(USAGES, {"org_id": tenant.id, **body}))
+        assert_ok(post(account_usages_path(tenant.id, account["id"]), body))
+        state.assert_unchanged()
+        assert_error(post(USAGES, {"org_id": new_id(), **body}), 404, NOT_FOUND, "organization not found")
 
     @pytest.mark.parametrize("field", ["org_id", "billing_id", "project_id"])
     def test_ids_in_the_body_must_be_uuids(self, post, tenant, account, field):
@@ -748,6 +758,8 @@ class TestTransactions:
         "metadata",
         "created_at",
         "updated_at",
+        "user",
+        "customer",
     }
 
     def list(self, client: TestClient, tenant: Tenant, account_id: str, **params: str) -> list[dict[str, Any]]:
@@ -768,8 +780,11 @@ class TestTransactions:
         assert debit["updated_at"] == debit["created_at"]
         assert (granted["type"], granted["amount"]) == ("credit", str(INITIAL_CREDITS))
         assert granted["created_at"] <= debit["created_at"]
-        native_ids = [t["id"] for t in native_transactions(tenant, account["id"])]
-        assert [debit["id"], granted["id"]] == native_ids
+        assert (debit["user"], debit["customer"], granted["user"], granted["customer"]) == (None, None, None, None)
+        # The debit's id is the usage's (CONTRACT §3.4); the native list shows the same transactions.
+        assert debit["id"] == sent["id"]
+        native = native_transactions(tenant, account["id"])
+        assert [(t["kind"], str(t["amount"])) for t in native] == [("usage", "12"), ("grant", str(INITIAL_CREDITS))]
 
     def test_absent_texts_are_empty_strings_and_metadata_an_object(self, client, post, tenant, account):
         assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1)]}))
@@ -780,8 +795,11 @@ class TestTransactions:
         assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1)]}))
         everything = self.list(client, tenant, account["id"])
         newest = everything[0]["created_at"]
+        oldest = everything[-1]["created_at"]
         assert self.list(client, tenant, account["id"], start_range=newest) == everything[:1]
-        assert self.list(client, tenant, account["id"], end_range=newest) == everything[1:]
+        # end_range is inclusive, as Frontier's clients expect.
+        assert self.list(client, tenant, account["id"], end_range=newest) == everything
+        assert self.list(client, tenant, account["id"], end_range=oldest) == everything[1:]
         assert self.list(client, tenant, account["id"], start_range="2000-01-01T00:00:00Z", end_range="") == everything
         future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         assert self.list(client, tenant, account["id"], start_range=future) == []
@@ -865,20 +883,32 @@ class TestRevert:
         assert_error(self.revert(post, tenant, revert_id, 1), 409, ALREADY_EXISTS, "revert")
         state.assert_unchanged()
 
-    def test_an_unknown_usage_is_not_found(self, post, tenant, account, spent):
-        assert_error(self.revert(post, tenant, new_id(), 1), 404, NOT_FOUND)
+    def test_an_unknown_usage_is_invalid_argument(self, post, tenant, account, spent):
+        """As Frontier answers it (CONTRACT §3.4's quirks): 400 with code 3, not 404."""
+        state = State(tenant, account["id"])
+        unknown = new_id()
+        assert_error(self.revert(post, tenant, unknown, 1), 400, INVALID_ARGUMENT, unknown)
+        state.assert_unchanged()
 
     def test_the_usage_must_be_on_the_billing_account(self, post, tenant, account, spent):
         other = tenant.create_account(name="Other")
         state = State(tenant, account["id"])
-        assert_error(self.revert(post, tenant, spent, 1, billing_id=other["id"]), 404, NOT_FOUND)
+        assert_error(self.revert(post, tenant, spent, 1, billing_id=other["id"]), 400, INVALID_ARGUMENT, spent)
         state.assert_unchanged()
 
     def test_the_usage_id_is_the_uuid_in_any_spelling(self, post, tenant, account, spent):
         assert_ok(self.revert(post, tenant, spent.upper(), 40))
         assert native_balance(tenant, account["id"]) == INITIAL_CREDITS
 
-    @pytest.mark.parametrize(("change", "field"), [({"usage_id": "u-1"}, "usage_id"), ({"amount": 0}, "amount")])
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"usage_id": "u-1"}, "usage_id"),
+            ({"amount": -1}, "amount"),
+            ({"amount": "x"}, "amount"),
+            ({"amount": 1.5}, "amount"),
+        ],
+    )
     def test_bad_input_is_invalid_argument(self, post, tenant, account, spent, change, field):
         body = {"org_id": tenant.id, "usage_id": spent, "amount": 1, **change}
         assert_error(post(REVERT, body), 400, INVALID_ARGUMENT, field)
@@ -895,8 +925,13 @@ class TestRevert:
         body = {"org_id": tenant.id, "usage_id": spent, "amount": 1}
         assert_error(client.post(REVERT, json=body, headers=other_tenant.headers), 404, NOT_FOUND)
         other_tenant.create_account()
+        # In its own organization, another tenant's usage id is answered as any unknown usage is (400, code 3).
         body = {"org_id": other_tenant.id, "usage_id": spent, "amount": 1}
-        assert_error(client.post(REVERT, json=body, headers=other_tenant.headers), 404, NOT_FOUND)
+        foreign = assert_error(client.post(REVERT, json=body, headers=other_tenant.headers), 400, INVALID_ARGUMENT)
+        unknown_id = new_id()
+        body = {"org_id": other_tenant.id, "usage_id": unknown_id, "amount": 1}
+        unknown = assert_error(client.post(REVERT, json=body, headers=other_tenant.headers), 400, INVALID_ARGUMENT)
+        assert foreign.replace(spent, unknown_id) == unknown
         state.assert_unchanged()
 
 
@@ -921,6 +956,15 @@ class TestDialect:
             ("get", "/v1beta1/organizations/{org_id}/billing/{billing_id}/transactions"): "FrontierTransactionsOut",
             ("post", "/v1beta1/billing/check"): "FrontierCheckOut",
             ("post", "/v1beta1/organizations/billing/usages/revert"): "FrontierEmpty",
+            ("get", "/v1beta1/organizations/{org_id}/billing/transactions"): "FrontierTransactionsOut",
+            ("post", "/v1beta1/organizations/billing/check"): "FrontierCheckOut",
+            ("post", "/v1beta1/organizations/{org_id}/billing/{billing_id}/check"): "FrontierCheckOut",
+            ("get", "/v1beta1/organizations/{org_id}/billing/{billing_id}/debited_transactions_total"): (
+                "FrontierDebitedOut"
+            ),
+            ("post", "/v1beta1/admin/organizations/{org_id}/billing/{billing_id}/usage/{usage_id}/revert"): (
+                "FrontierEmpty"
+            ),
         }
         for (method, path), model in routes.items():
             operation = spec["paths"][path][method]
@@ -933,3 +977,386 @@ class TestDialect:
             assert {"HTTPBearer", "HTTPBasic"} <= {name for item in operation["security"] for name in item}
         error = spec["components"]["schemas"]["FrontierError"]
         assert set(error["required"]) == {"code", "message", "details"}
+
+
+# --- issue 17: Frontier's transaction ids, the routes it binds, the quirks its clients rely on ---------
+
+REVERT_NAMESPACE = uuid.UUID("967416d0-716e-4308-b58f-2468ac14f20a")  # Frontier's TxNamespaceUUID
+
+
+def frontier_revert_id(usage_id: str, n: int, account_id: str) -> str:
+    """Frontier's TxUUID(usage id, n, customer id), computed here independently of meterbook."""
+    return str(uuid.uuid5(REVERT_NAMESPACE, f"{usage_id}:{n}:{account_id}"))
+
+
+def org_transactions_path(org_id: str) -> str:
+    return f"/v1beta1/organizations/{org_id}/billing/transactions"
+
+
+def check_path(org_id: str, billing_id: str) -> str:
+    return f"/v1beta1/organizations/{org_id}/billing/{billing_id}/check"
+
+
+def debited_path(org_id: str, billing_id: str) -> str:
+    return f"/v1beta1/organizations/{org_id}/billing/{billing_id}/debited_transactions_total"
+
+
+def admin_revert_path(org_id: str, billing_id: str, usage_id: str) -> str:
+    return f"/v1beta1/admin/organizations/{org_id}/billing/{billing_id}/usage/{usage_id}/revert"
+
+
+FEATURE_CHECK = "/v1beta1/organizations/billing/check"
+
+
+def frontier_list(client: TestClient, tenant: Tenant, account_id: str, **params: Any) -> list[dict[str, Any]]:
+    response = client.get(transactions_path(tenant.id, account_id), params=params, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    transactions: list[dict[str, Any]] = response.json()["transactions"]
+    return transactions
+
+
+class TestTransactionIds:
+    def test_a_debit_has_the_usages_id_and_a_grant_the_grants(self, client, post, tenant, account):
+        granted = grant(tenant, account["id"], 5, grant_id="welcome-2026", description="Welcome")
+        sent = usage(3)
+        assert_ok(post(account_usages_path(tenant.id, account["id"]), {"usages": [sent]}))
+        debit, welcome, initial = frontier_list(client, tenant, account["id"])
+        assert (debit["id"], debit["type"], debit["amount"]) == (sent["id"], "debit", "3")
+        assert (welcome["id"], welcome["type"], welcome["amount"]) == (granted, "credit", "5")
+        # A grant without a source has Frontier's default source.
+        assert (welcome["source"], initial["source"]) == ("system", "system")
+
+    def test_a_grants_source_is_kept(self, client, tenant, account):
+        grant(tenant, account["id"], 5, source="system.buy")
+        assert frontier_list(client, tenant, account["id"])[0]["source"] == "system.buy"
+
+    def test_a_native_credit_events_debit_has_the_events_id(self, client, tenant, account):
+        event = {"id": "evt-native-1", "account_id": account["id"], "type": "credit", "quantity": 2}
+        response = client.post("/v1/events", json=[event], headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert frontier_list(client, tenant, account["id"])[0]["id"] == "evt-native-1"
+
+    def test_a_grant_with_a_usages_id_is_a_conflict_and_writes_nothing(self, client, post, tenant, account):
+        sent = usage(3)
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [sent]}))
+        state = State(tenant, account["id"])
+        response = client.post(
+            f"/v1/accounts/{account['id']}/credits", json={"id": sent["id"], "amount": 5}, headers=tenant.headers
+        )
+        assert response.status_code == 409, response.text
+        assert sent["id"] in response.text
+        state.assert_unchanged()
+
+    def test_a_usage_with_a_grants_id_is_already_exists_and_writes_nothing(self, client, post, tenant, account):
+        granted = grant(tenant, account["id"], 5)
+        state = State(tenant, account["id"])
+        batch = [usage(1), {**usage(2), "id": granted}]
+        assert_error(post(USAGES, {"org_id": tenant.id, "usages": batch}), 409, ALREADY_EXISTS, granted)
+        state.assert_unchanged()
+        # Nothing of the batch was kept: its first usage is new when sent again alone.
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": batch[:1]}))
+        assert native_balance(tenant, account["id"]) == INITIAL_CREDITS + 5 - 1
+
+    def test_a_native_event_with_a_grants_id_is_a_conflict(self, client, tenant, account):
+        granted = grant(tenant, account["id"], 5, grant_id="shared-id")
+        state = State(tenant, account["id"])
+        event = {"id": granted, "account_id": account["id"], "type": "credit", "quantity": 1}
+        response = client.post("/v1/events", json=[event], headers=tenant.headers)
+        assert response.status_code == 409, response.text
+        state.assert_unchanged()
+
+    def test_another_account_may_use_the_id(self, client, post, tenant, account):
+        other = tenant.create_account(name="Other")
+        granted = grant(tenant, other["id"], 5)
+        assert_ok(
+            post(USAGES, {"org_id": tenant.id, "billing_id": account["id"], "usages": [{**usage(1), "id": granted}]})
+        )
+        assert frontier_list(client, tenant, account["id"])[0]["id"] == granted
+        assert frontier_list(client, tenant, other["id"])[0]["id"] == granted
+
+
+class TestFrontierReverts:
+    @pytest.fixture
+    def spent(self, post, tenant, account):
+        sent = usage(40, source="API", description="report run", user_id="u-7", metadata={"job": "j-1", "rate": 0.25})
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [sent]}))
+        return sent
+
+    def test_a_revert_is_frontiers_credit(self, client, post, tenant, account, spent):
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": spent["id"], "amount": "15"}))
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": spent["id"], "amount": 5}))
+        second, first, debit, _ = frontier_list(client, tenant, account["id"])
+        assert debit["id"] == spent["id"]
+        for n, revert, amount in ((0, first, "15"), (1, second, "5")):
+            assert revert["id"] == frontier_revert_id(spent["id"], n, account["id"])
+            assert (revert["type"], revert["amount"]) == ("credit", amount)
+            assert (revert["source"], revert["description"], revert["user_id"]) == (
+                "system.revert.api",
+                "Revert: report run",
+                "u-7",
+            )
+            assert revert["metadata"] == {"job": "j-1", "rate": 0.25, "revert_request_using": spent["id"]}
+        assert native_balance(tenant, account["id"]) == INITIAL_CREDITS - 40 + 20
+
+    def test_an_amount_of_zero_is_allowed(self, client, post, tenant, account, spent):
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": spent["id"], "amount": 0}))
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": spent["id"]}))  # absent: proto3's 0
+        reverts = frontier_list(client, tenant, account["id"])[:2]
+        assert [t["amount"] for t in reverts] == ["0", "0"]
+        assert {t["id"] for t in reverts} == {frontier_revert_id(spent["id"], n, account["id"]) for n in (0, 1)}
+        assert native_balance(tenant, account["id"]) == INITIAL_CREDITS - 40
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": spent["id"], "amount": 40}))
+
+    def test_a_grants_id_is_not_a_usage(self, post, tenant, account, spent):
+        granted = grant(tenant, account["id"], 5)
+        state = State(tenant, account["id"])
+        assert_error(post(REVERT, {"org_id": tenant.id, "usage_id": granted, "amount": 1}), 400, INVALID_ARGUMENT)
+        state.assert_unchanged()
+
+    def test_a_listed_revert_cannot_be_reverted(self, client, post, tenant, account, spent):
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": spent["id"], "amount": 1}))
+        listed = frontier_list(client, tenant, account["id"])[0]["id"]
+        state = State(tenant, account["id"])
+        response = post(admin_revert_path(tenant.id, account["id"], listed), {"amount": "1"})
+        assert_error(response, 409, ALREADY_EXISTS, "revert")
+        state.assert_unchanged()
+
+
+class TestAdminRevert:
+    @pytest.fixture
+    def spent(self, post, tenant, account):
+        sent = usage(40)
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [sent]}))
+        return sent["id"]
+
+    def test_reverts_the_usage_in_the_path(self, client, post, tenant, account, spent):
+        assert_ok(post(admin_revert_path(tenant.id, account["id"], spent), {"amount": "25"}))
+        assert native_balance(tenant, account["id"]) == INITIAL_CREDITS - 15
+        revert = frontier_list(client, tenant, account["id"])[0]
+        assert revert["id"] == frontier_revert_id(spent, 0, account["id"])
+        state = State(tenant, account["id"])
+        assert_error(post(admin_revert_path(tenant.id, account["id"], spent), {"amount": 16}), 400, INVALID_ARGUMENT)
+        state.assert_unchanged()
+
+    @pytest.mark.parametrize(("part", "field"), [("org", "org_id"), ("billing", "billing_id"), ("usage", "usage_id")])
+    def test_ids_in_the_path_must_be_uuids(self, post, tenant, account, spent, part, field):
+        ids = {"org": tenant.id, "billing": account["id"], "usage": spent, part: "not-a-uuid"}
+        state = State(tenant, account["id"])
+        response = post(admin_revert_path(ids["org"], ids["billing"], ids["usage"]), {"amount": 1})
+        assert_error(response, 400, INVALID_ARGUMENT, field)
+        state.assert_unchanged()
+
+    @pytest.mark.parametrize("body", [{"amount": -1}, {"amount": "x"}, {"amount": 1.5}, {"project_id": "x"}, [], "x"])
+    def test_bad_bodies_are_invalid_argument(self, post, tenant, account, spent, body):
+        state = State(tenant, account["id"])
+        assert_error(post(admin_revert_path(tenant.id, account["id"], spent), body), 400, INVALID_ARGUMENT)
+        state.assert_unchanged()
+
+    def test_an_unknown_usage_or_account(self, post, tenant, account, spent):
+        state = State(tenant, account["id"])
+        assert_error(post(admin_revert_path(tenant.id, account["id"], new_id()), {"amount": 1}), 400, INVALID_ARGUMENT)
+        response = post(admin_revert_path(tenant.id, new_id(), spent), {"amount": 1})
+        assert_error(response, 404, NOT_FOUND, "billing account not found")
+        state.assert_unchanged()
+
+    def test_another_organizations_key_and_the_scope(self, client, tenant, other_tenant, account, spent):
+        state = State(tenant, account["id"])
+        path = admin_revert_path(tenant.id, account["id"], spent)
+        response = client.post(path, json={"amount": 1}, headers=other_tenant.headers)
+        assert assert_error(response, 404, NOT_FOUND) == "organization not found"
+        reader = tenant.create_key(scopes=["billing:read"])["key"]
+        assert_error(client.post(path, json={"amount": 1}, headers=bearer(reader)), 403, PERMISSION_DENIED)
+        # A customer's own key may report usage but not revert it: an operator's action.
+        assert_error(client.post(path, json={"amount": 1}, headers=bearer(account["api_key"])), 403, PERMISSION_DENIED)
+        state.assert_unchanged()
+
+
+class TestTransactionQuirks:
+    def test_since_is_read_as_start_range(self, client, post, tenant, account):
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1)]}))
+        everything = frontier_list(client, tenant, account["id"])
+        newest = everything[0]["created_at"]
+        assert frontier_list(client, tenant, account["id"], since=newest) == everything[:1]
+        # start_range wins when both are given.
+        assert (
+            frontier_list(client, tenant, account["id"], since=newest, start_range="2000-01-01T00:00:00Z") == everything
+        )
+        response = client.get(
+            transactions_path(tenant.id, account["id"]), params={"since": "yesterday"}, headers=tenant.headers
+        )
+        assert_error(response, 400, INVALID_ARGUMENT, "since")
+
+    @pytest.mark.parametrize("expand", [["user", "customer"], ["user,customer"], ["customer", "user", "user"]])
+    def test_expand_fills_user_and_customer(self, client, post, tenant, account, expand):
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1, user_id="u-9")]}))
+        debit, granted = frontier_list(client, tenant, account["id"], expand=expand)
+        assert debit["user"] == {"id": "u-9"}
+        assert granted["user"] is None  # a grant names no user
+        for transaction in (debit, granted):
+            customer = transaction["customer"]
+            assert (customer["id"], customer["org_id"], customer["name"]) == (account["id"], tenant.id, "Billing")
+            assert (customer["currency"], customer["state"]) == (account["currency"].lower(), "active")
+
+    def test_expand_one_of_them(self, client, post, tenant, account):
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1, user_id="u-9")]}))
+        debit = frontier_list(client, tenant, account["id"], expand="customer")[0]
+        assert (debit["user"], debit["customer"]["id"]) == (None, account["id"])
+
+    def test_other_expansions_are_ignored(self, client, post, tenant, account):
+        """As Frontier ignores what it does not expand."""
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1, user_id="u-9")]}))
+        debit = frontier_list(client, tenant, account["id"], expand=["invoices", "user"])[0]
+        assert (debit["user"], debit["customer"]) == ({"id": "u-9"}, None)
+
+
+class TestOrganizationTransactions:
+    def test_the_default_billing_accounts_or_the_one_named(self, client, post, tenant, account):
+        other = tenant.create_account(name="Other")
+        grant(tenant, other["id"], 7)
+        sent = usage(2)
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [sent]}))
+        response = client.get(org_transactions_path(tenant.id), headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["transactions"] == frontier_list(client, tenant, account["id"])
+        assert response.json()["transactions"][0]["id"] == sent["id"]
+        named = client.get(org_transactions_path(tenant.id), params={"billing_id": other["id"]}, headers=tenant.headers)
+        assert [t["amount"] for t in named.json()["transactions"]] == ["7"]
+
+    def test_the_same_filters(self, client, post, tenant, account):
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1, user_id="u-1")]}))
+        everything = frontier_list(client, tenant, account["id"])
+        newest = everything[0]["created_at"]
+        params = {"start_range": newest, "end_range": newest, "expand": "user"}
+        response = client.get(org_transactions_path(tenant.id), params=params, headers=tenant.headers)
+        assert [(t["id"], t["user"]) for t in response.json()["transactions"]] == [(everything[0]["id"], {"id": "u-1"})]
+
+    @pytest.mark.parametrize(
+        ("path_org", "params", "field"),
+        [("x", {}, "org_id"), (None, {"billing_id": "x"}, "billing_id"), (None, {"end_range": "soon"}, "end_range")],
+    )
+    def test_bad_input(self, client, tenant, account, path_org, params, field):
+        response = client.get(org_transactions_path(path_org or tenant.id), params=params, headers=tenant.headers)
+        assert_error(response, 400, INVALID_ARGUMENT, field)
+
+    def test_reach(self, client, tenant, other_tenant, account):
+        theirs = other_tenant.headers
+        response = client.get(org_transactions_path(tenant.id), headers=theirs)
+        assert assert_error(response, 404, NOT_FOUND) == "organization not found"
+        other_tenant.create_account()
+        response = client.get(
+            org_transactions_path(other_tenant.id), params={"billing_id": account["id"]}, headers=theirs
+        )
+        assert_error(response, 404, NOT_FOUND, "billing account not found")
+        sibling = bearer(tenant.create_account(name="Sibling")["api_key"])
+        response = client.get(org_transactions_path(tenant.id), params={"billing_id": account["id"]}, headers=sibling)
+        assert_error(response, 404, NOT_FOUND, "billing account not found")
+        assert_error(client.get(org_transactions_path(tenant.id)), 401, UNAUTHENTICATED)
+
+
+class TestFeatureEntitlement:
+    @pytest.fixture
+    def seats(self, client, tenant, account):
+        response = client.put("/v1/features/seats", json={"description": "Seats", "limit": 2}, headers=tenant.headers)
+        assert response.status_code == 201, response.text
+        response = client.put("/v1/features/exports", json={"description": "Unlimited"}, headers=tenant.headers)
+        assert response.status_code == 201, response.text
+        return "seats"
+
+    def checks(self, post: Any, tenant: Tenant, account: dict[str, Any], feature: str) -> list[bool]:
+        """The answer at both bindings (which must agree)."""
+        answers = [
+            post(FEATURE_CHECK, {"org_id": tenant.id, "billing_id": account["id"], "feature": feature}),
+            post(FEATURE_CHECK, {"org_id": tenant.id, "feature": feature}),
+            post(check_path(tenant.id, account["id"]), {"feature": feature}),
+        ]
+        for response in answers:
+            assert response.status_code == 200, response.text
+            assert set(response.json()) == {"status"}
+        return [response.json()["status"] for response in answers]
+
+    def test_below_the_limit_then_at_it(self, post, tenant, account, seats):
+        assert self.checks(post, tenant, account, "seats") == [True] * 3
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1, type="feature", source="seats")]}))
+        assert self.checks(post, tenant, account, "seats") == [True] * 3
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [usage(1, type="feature", source="seats")]}))
+        assert self.checks(post, tenant, account, "seats") == [False] * 3
+
+    def test_an_unlimited_feature_is_true_and_an_unknown_one_false(self, post, tenant, account, seats):
+        assert self.checks(post, tenant, account, "exports") == [True] * 3
+        assert self.checks(post, tenant, account, "storage") == [False] * 3
+
+    def test_the_accounts_own_limit_counts(self, client, post, tenant, account, seats):
+        response = client.put(f"/v1/accounts/{account['id']}/limits/seats", json={"limit": 0}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert self.checks(post, tenant, account, "seats") == [False] * 3
+
+    def test_a_project_finds_the_account(self, client, post, tenant, account, seats):
+        response = client.post(
+            "/v1/projects", json={"name": "P", "billing_account_id": account["id"]}, headers=tenant.headers
+        )
+        assert response.status_code == 201, response.text
+        found = post(FEATURE_CHECK, {"project_id": response.json()["id"], "feature": "seats"})
+        assert found.json() == {"status": True}
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({}, "feature"),
+            ({"feature": ""}, "feature"),
+            ({"feature": 5}, "feature"),
+            ({"feature": "seats", "billing_id": "x"}, "billing_id"),
+        ],
+    )
+    def test_bad_input(self, post, tenant, account, seats, body, field):
+        assert_error(post(FEATURE_CHECK, {"org_id": tenant.id, **body}), 400, INVALID_ARGUMENT, field)
+        if "billing_id" not in body:
+            assert_error(post(check_path(tenant.id, account["id"]), body), 400, INVALID_ARGUMENT, field)
+        assert_error(post(check_path(tenant.id, "x"), {"feature": "seats"}), 400, INVALID_ARGUMENT, "billing_id")
+
+    def test_organization_and_project_together_are_refused(self, post, tenant, account, seats):
+        response = post(FEATURE_CHECK, {"org_id": tenant.id, "project_id": new_id(), "feature": "seats"})
+        assert_error(response, 400, INVALID_ARGUMENT)
+
+    def test_reach_and_scope(self, client, tenant, other_tenant, account, seats):
+        theirs = other_tenant.headers
+        body = {"org_id": tenant.id, "billing_id": account["id"], "feature": "seats"}
+        assert assert_error(client.post(FEATURE_CHECK, json=body, headers=theirs), 404, NOT_FOUND) == (
+            "organization not found"
+        )
+        other_tenant.create_account()
+        response = client.post(check_path(other_tenant.id, account["id"]), json={"feature": "seats"}, headers=theirs)
+        assert_error(response, 404, NOT_FOUND, "billing account not found")
+        writer = tenant.create_key(scopes=["usage:write"])["key"]
+        response = client.post(check_path(tenant.id, account["id"]), json={"feature": "seats"}, headers=bearer(writer))
+        assert_error(response, 403, PERMISSION_DENIED, "billing:read")
+        reader = tenant.create_key(scopes=["billing:read"])["key"]
+        response = client.post(check_path(tenant.id, account["id"]), json={"feature": "seats"}, headers=basic(reader))
+        assert response.json() == {"status": True}
+
+
+class TestDebitedTotal:
+    def test_usage_less_reverts(self, client, post, tenant, account):
+        def total() -> Any:
+            response = client.get(debited_path(tenant.id, account["id"]), headers=tenant.headers)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        assert total() == {"debited": {"amount": "0", "currency": "VC"}}
+        sent = usage(40)
+        assert_ok(post(USAGES, {"org_id": tenant.id, "usages": [sent, usage(2)]}))
+        grant(tenant, account["id"], 1000)  # grants are not debits
+        assert total() == {"debited": {"amount": "42", "currency": "VC"}}
+        assert_ok(post(REVERT, {"org_id": tenant.id, "usage_id": sent["id"], "amount": 15}))
+        assert total() == {"debited": {"amount": "27", "currency": "VC"}}
+
+    def test_bad_input_and_reach(self, client, tenant, other_tenant, account):
+        response = client.get(debited_path(tenant.id, "x"), headers=tenant.headers)
+        assert_error(response, 400, INVALID_ARGUMENT, "billing_id")
+        response = client.get(debited_path(tenant.id, new_id()), headers=tenant.headers)
+        assert_error(response, 404, NOT_FOUND, "billing account not found")
+        response = client.get(debited_path(tenant.id, account["id"]), headers=other_tenant.headers)
+        assert assert_error(response, 404, NOT_FOUND) == "organization not found"
+        sibling = bearer(tenant.create_account(name="Sibling")["api_key"])
+        assert_error(client.get(debited_path(tenant.id, account["id"]), headers=sibling), 404, NOT_FOUND)
+        writer = bearer(tenant.create_key(scopes=["usage:write"])["key"])
+        assert_error(client.get(debited_path(tenant.id, account["id"]), headers=writer), 403, PERMISSION_DENIED)

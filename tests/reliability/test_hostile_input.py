@@ -121,6 +121,24 @@ TEMPLATES: dict[tuple[str, str], Template] = {
         "amount",
         "usage_id",
     ),
+    ("POST", "/v1beta1/admin/organizations/{org_id}/billing/{billing_id}/usage/{usage_id}/revert"): Template(
+        lambda v: f"/v1beta1/admin/organizations/{v.id}/billing/{v.parent['id']}/usage/{v.usage_id}/revert",
+        lambda v: {"amount": "1"},
+        "amount",
+        "project_id",
+    ),
+    ("POST", "/v1beta1/organizations/billing/check"): Template(
+        lambda v: "/v1beta1/organizations/billing/check",
+        lambda v: {"org_id": v.id, "billing_id": v.parent["id"], "feature": FEATURE},
+        "feature",
+        "feature",
+    ),
+    ("POST", "/v1beta1/organizations/{org_id}/billing/{billing_id}/check"): Template(
+        lambda v: f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/check",
+        lambda v: {"feature": FEATURE},
+        "feature",
+        "feature",
+    ),
     ("POST", "/ui/sign-in"): Template(lambda v: "/ui/sign-in", lambda v: {"key": v.key}, form=True),
     ("POST", "/ui/sign-out"): Template(lambda v: "/ui/sign-out", form=True),
     # The console's actions need a session and its form token, which these requests (a bearer key) lack: only

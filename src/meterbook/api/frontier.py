@@ -1,7 +1,8 @@
 """The Frontier dialect under ``/v1beta1`` (seed ``frontier-create-billing-usage.txt``, CONTRACT §3.4).
 
-Credit and feature usage reported against a billing account, the credit balance and its
-transactions, a spending check, and reverts. Requests are parsed into the native domain's terms
+Credit and feature usage reported against a billing account, the credit balance, its transactions and
+the total its usage debited, the credit and feature entitlement checks, and reverts, each at every REST
+binding of raystack/proton's ``google.api.http`` annotations. Requests are parsed into the native domain's terms
 (a usage becomes an :class:`~meterbook.usage.schemas.EventIn`), the services decide, and failures are
 answered in Frontier's gRPC-gateway shape ``{"code", "message", "details"}``.
 """
@@ -23,7 +24,7 @@ from pydantic_core import PydanticCustomError
 from meterbook import metrics
 from meterbook.accounts import access
 from meterbook.accounts import service as accounts
-from meterbook.accounts.models import Principal
+from meterbook.accounts.models import Account, Principal
 from meterbook.api.auth import authorized
 from meterbook.api.errors import MethodNotAllowed
 from meterbook.api.routing import DialectRoute, ExactJSONResponse, reading, respond, writing
@@ -32,6 +33,7 @@ from meterbook.errors import (
     Conflict,
     FieldError,
     Forbidden,
+    InvalidInput,
     LimitExceeded,
     MeterbookError,
     NotFound,
@@ -39,6 +41,7 @@ from meterbook.errors import (
     ValidationFailed,
     pydantic_message,
 )
+from meterbook.features import service as features
 from meterbook.kit.fields import INT64_MAX, InputModel, Utc
 from meterbook.ledger import service as ledger
 from meterbook.ledger.models import Balance, Transaction
@@ -184,6 +187,21 @@ def _amount(value: Any) -> int:
     return number
 
 
+def _revert_amount(value: Any) -> int:
+    """An int64 of zero or more; absent (proto3's default) is 0, which Frontier accepts as a revert of nothing."""
+    if value is None or value == "" or value == 0 or value == "0":
+        return 0
+    try:
+        return _amount(value)
+    except PydanticCustomError:
+        raise PydanticCustomError("int64", "must be a whole number of 0 or more that fits int64") from None
+
+
+def _usages(value: Any) -> Any:
+    """proto3 JSON: a repeated field written as null is empty."""
+    return [] if value is None else value
+
+
 def _blank_as_none(value: Any) -> Any:
     return None if value == "" else value
 
@@ -231,6 +249,19 @@ Amount = Annotated[
         }
     ),
 ]
+RevertAmount = Annotated[
+    int,
+    BeforeValidator(_revert_amount),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "format": "int64", "minimum": 0},
+                {"type": "string", "pattern": "^[0-9]+$"},
+            ],
+            "description": "An int64 of 0 or more, as a JSON number or a string; absent is 0.",
+        }
+    ),
+]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_as_none)]
 Ignored = Annotated[Any, WithJsonSchema({"type": "string", "description": "Accepted and ignored."})]
 
@@ -261,18 +292,22 @@ class FrontierUsage(InputModel):
     updated_at: Ignored = None
 
 
+Usages = Annotated[list[FrontierUsage], BeforeValidator(_usages)]
+_USAGES = "The usages, all applied or none; none at all (empty, null or absent) is answered `{}` as Frontier does."
+
+
 class FrontierUsagesCreate(InputModel):
     org_id: OptionalUuid = Field(default=None, description="The caller's organization; or give `project_id`.")
     billing_id: OptionalUuid = Field(
         default=None, description="The billing account; default: the project's, else the organization's default."
     )
     project_id: OptionalUuid = Field(default=None, description="Finds the organization (not with `org_id`).")
-    usages: list[FrontierUsage] = Field(min_length=1, max_length=MAX_BATCH)
+    usages: Usages = Field(default_factory=list, max_length=MAX_BATCH, description=_USAGES)
 
 
 class FrontierAccountUsagesCreate(InputModel):
     project_id: OptionalUuid = Field(default=None, description="Not with the organization of the path.")
-    usages: list[FrontierUsage] = Field(min_length=1, max_length=MAX_BATCH)
+    usages: Usages = Field(default_factory=list, max_length=MAX_BATCH, description=_USAGES)
 
 
 class FrontierEmpty(BaseModel):
@@ -372,6 +407,8 @@ def _report(
 ) -> Response:
     with writing(request) as conn:
         account = accounts.billing_account_for(conn, principal, organization_id, project_id, billing_id)
+        if not usages:
+            return respond({})
         events = [_event(index, item, account.id) for index, item in enumerate(usages)]
         try:
             result = usage.ingest(conn, principal, events)
@@ -412,8 +449,42 @@ class FrontierBalanceOut(BaseModel):
     balance: FrontierBalance
 
 
-class FrontierTransaction(BaseModel):
+class FrontierUser(BaseModel):
+    """The user a transaction names: meterbook keeps only the id a client sent."""
+
+    id: str
+
+
+class FrontierBillingAccount(BaseModel):
+    """A billing account as Frontier's ``BillingAccount`` shows it (the fields meterbook keeps)."""
+
     id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    email: str
+    currency: str = Field(description="The account's currency, lower-cased as Frontier writes it.")
+    state: Literal["active", "disabled"] = Field(description="`disabled` once the account is archived.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> FrontierBillingAccount:
+        return cls(
+            id=account.id,
+            org_id=account.organization_id,
+            name=account.name,
+            email=account.email or "",
+            currency=account.currency.lower(),
+            state="disabled" if account.archived_at is not None else "active",
+            created_at=account.created_at,
+            updated_at=account.updated_at,
+        )
+
+
+class FrontierTransaction(BaseModel):
+    id: str = Field(
+        description="The usage's id for a usage debit, the grant's for a grant, Frontier's derived id for a revert."
+    )
     customer_id: uuid.UUID = Field(description="The billing account.")
     source: str
     amount: str = Field(description="Credits moved, always positive, as a string; `type` says which way.")
@@ -423,11 +494,15 @@ class FrontierTransaction(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime = Field(description="Transactions never change: the same as `created_at`.")
+    user: FrontierUser | None = Field(description="With `expand=user`: the user of `user_id` (null without one).")
+    customer: FrontierBillingAccount | None = Field(description="With `expand=customer`: the billing account.")
 
     @classmethod
-    def of(cls, transaction: Transaction) -> FrontierTransaction:
+    def of(
+        cls, transaction: Transaction, customer: FrontierBillingAccount | None = None, *, with_user: bool = False
+    ) -> FrontierTransaction:
         return cls(
-            id=transaction.id,
+            id=transaction.public_id,
             customer_id=transaction.account_id,
             source=transaction.source,
             amount=str(transaction.amount),
@@ -437,6 +512,8 @@ class FrontierTransaction(BaseModel):
             metadata=transaction.metadata or {},
             created_at=transaction.created_at,
             updated_at=transaction.created_at,
+            user=FrontierUser(id=transaction.user_id) if with_user and transaction.user_id else None,
+            customer=customer,
         )
 
 
@@ -446,6 +523,17 @@ class FrontierTransactionsOut(BaseModel):
 
 BillingId = Annotated[uuid.UUID, BeforeValidator(_uuid), Path(alias="id", description="The billing account.")]
 Moment = Annotated[Utc | None, BeforeValidator(_moment)]
+StartRange = Annotated[Moment, Query(description="RFC 3339: only transactions at or after this instant.")]
+EndRange = Annotated[Moment, Query(description="RFC 3339: only transactions at or before this instant (inclusive).")]
+Since = Annotated[Moment, Query(description="Deprecated by Frontier: read as `start_range` when that is absent.")]
+Expand = Annotated[
+    list[str] | None,
+    Query(
+        description="`user` and/or `customer`: fill those fields (repeated, or one comma-separated value); "
+        "other values are ignored."
+    ),
+]
+_EXPANDABLE = frozenset({"user", "customer"})
 
 
 @router.get("/organizations/{org_id}/billing/{id}/balance", response_model=FrontierBalanceOut)
@@ -457,25 +545,87 @@ def get_billing_balance(request: Request, principal: BillingReader, org_id: Uuid
     return respond(FrontierBalanceOut(balance=FrontierBalance.of(balance)))
 
 
+def _expanded(expand: list[str] | None) -> frozenset[str]:
+    """What ``expand`` names of ``user`` and ``customer``; anything else is ignored, as Frontier ignores it."""
+    return frozenset(part.strip().lower() for item in expand or () for part in item.split(",")) & _EXPANDABLE
+
+
+def _list_transactions(
+    request: Request,
+    principal: Principal,
+    org_id: uuid.UUID,
+    billing_id: uuid.UUID | None,
+    start_range: datetime | None,
+    end_range: datetime | None,
+    since: datetime | None,
+    expand: list[str] | None,
+) -> Response:
+    start = start_range if start_range is not None else since
+    if start is not None and end_range is not None and end_range < start:
+        field = "start_range" if start_range is not None else "since"
+        raise ValidationFailed.field("query.end_range", f"must not be before {field}", "range")
+    expanded = _expanded(expand)
+    with reading(request) as conn:
+        account = accounts.billing_account_for(conn, principal, org_id, None, billing_id)
+        found = ledger.transactions(conn, principal, account.id, start, end_range, end_inclusive=True)
+    customer = FrontierBillingAccount.of(account) if "customer" in expanded else None
+    rendered = [FrontierTransaction.of(t, customer, with_user="user" in expanded) for t in found]
+    return respond(FrontierTransactionsOut(transactions=rendered))
+
+
 @router.get("/organizations/{org_id}/billing/{billing_id}/transactions", response_model=FrontierTransactionsOut)
 def list_billing_transactions(
     request: Request,
     principal: BillingReader,
     org_id: Uuid,
     billing_id: Uuid,
-    start_range: Annotated[Moment, Query(description="RFC 3339: only transactions at or after this instant.")] = None,
-    end_range: Annotated[Moment, Query(description="RFC 3339: only transactions before this instant.")] = None,
+    start_range: StartRange = None,
+    end_range: EndRange = None,
+    since: Since = None,
+    expand: Expand = None,
 ) -> Response:
     """The billing account's credit transactions, newest first."""
-    if start_range is not None and end_range is not None and end_range < start_range:
-        raise ValidationFailed.field("query.end_range", "must not be before start_range", "range")
+    return _list_transactions(request, principal, org_id, billing_id, start_range, end_range, since, expand)
+
+
+@router.get("/organizations/{org_id}/billing/transactions", response_model=FrontierTransactionsOut)
+def list_organization_billing_transactions(
+    request: Request,
+    principal: BillingReader,
+    org_id: Uuid,
+    billing_id: Annotated[
+        OptionalUuid, Query(description="The billing account; default: the organization's default billing account.")
+    ] = None,
+    start_range: StartRange = None,
+    end_range: EndRange = None,
+    since: Since = None,
+    expand: Expand = None,
+) -> Response:
+    """The credit transactions of the organization's billing account (the default one unless named), newest first."""
+    return _list_transactions(request, principal, org_id, billing_id, start_range, end_range, since, expand)
+
+
+class FrontierDebited(BaseModel):
+    amount: str = Field(description="Credits debited by usage, less what reverts gave back; an int64 as a string.")
+    currency: Literal["VC"] = Field(default="VC", description="Always `VC` (virtual credits).")
+
+
+class FrontierDebitedOut(BaseModel):
+    debited: FrontierDebited
+
+
+@router.get(
+    "/organizations/{org_id}/billing/{billing_id}/debited_transactions_total", response_model=FrontierDebitedOut
+)
+def total_debited_transactions(request: Request, principal: BillingReader, org_id: Uuid, billing_id: Uuid) -> Response:
+    """The credits the billing account's usage has debited, net of reverts (Frontier's TotalDebitedTransactions)."""
     with reading(request) as conn:
         account = accounts.billing_account_for(conn, principal, org_id, None, billing_id)
-        found = ledger.transactions(conn, principal, account.id, start_range, end_range)
-    return respond(FrontierTransactionsOut(transactions=[FrontierTransaction.of(t) for t in found]))
+        total = ledger.debited_total(conn, principal, account.id)
+    return respond(FrontierDebitedOut(debited=FrontierDebited(amount=str(total))))
 
 
-# --- check and revert ------------------------------------------------------------------------------
+# --- checks and revert ----------------------------------------------------------------------------
 
 
 class FrontierCheck(InputModel):
@@ -486,16 +636,65 @@ class FrontierCheck(InputModel):
 
 
 class FrontierCheckOut(BaseModel):
-    status: bool = Field(description="Whether the account can spend `amount` without going below its credit floor.")
+    status: bool = Field(description="Whether the answer is yes.")
 
 
 @router.post("/billing/check", response_model=FrontierCheckOut)
 def check_credits(request: Request, principal: BillingReader, body: FrontierCheck) -> Response:
-    """Whether the billing account has the credits to spend `amount` now."""
+    """Frontier's CheckCreditEntitlement: whether the billing account has the credits to spend `amount` now."""
     with reading(request) as conn:
         account = accounts.billing_account_for(conn, principal, body.org_id, body.project_id, body.billing_id)
         status = ledger.can_spend(conn, principal, account.id, body.amount)
     return respond(FrontierCheckOut(status=status))
+
+
+def _feature_name(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+FeatureName = Annotated[str, BeforeValidator(_feature_name), Field(min_length=1, max_length=200)]
+
+
+class FrontierFeatureCheck(InputModel):
+    org_id: OptionalUuid = None
+    billing_id: OptionalUuid = Field(default=None, description="Default: the project's, else the organization's.")
+    project_id: OptionalUuid = Field(default=None, description="Finds the organization (not with `org_id`).")
+    feature: FeatureName = Field(description="The feature's name.")
+
+
+class FrontierAccountFeatureCheck(InputModel):
+    project_id: OptionalUuid = Field(default=None, description="Not with the organization of the path.")
+    feature: FeatureName = Field(description="The feature's name.")
+
+
+def _check_feature(
+    request: Request,
+    principal: Principal,
+    organization_id: uuid.UUID | None,
+    project_id: uuid.UUID | None,
+    billing_id: uuid.UUID | None,
+    feature: str,
+) -> Response:
+    with reading(request) as conn:
+        account = accounts.billing_account_for(conn, principal, organization_id, project_id, billing_id)
+        found = next((item for item in features.usages(conn, principal, account.id) if item.name == feature), None)
+    status = found is not None and (found.limit is None or found.usage < found.limit)
+    return respond(FrontierCheckOut(status=status))
+
+
+@router.post("/organizations/billing/check", response_model=FrontierCheckOut)
+def check_feature_entitlement(request: Request, principal: BillingReader, body: FrontierFeatureCheck) -> Response:
+    """Frontier's CheckFeatureEntitlement: may the billing account use the feature now (its usage is below its
+    limit)? An unknown feature is false."""
+    return _check_feature(request, principal, body.org_id, body.project_id, body.billing_id, body.feature)
+
+
+@router.post("/organizations/{org_id}/billing/{billing_id}/check", response_model=FrontierCheckOut)
+def check_feature_entitlement_of_account(
+    request: Request, principal: BillingReader, org_id: Uuid, billing_id: Uuid, body: FrontierAccountFeatureCheck
+) -> Response:
+    """Frontier's CheckFeatureEntitlement for the billing account in the path."""
+    return _check_feature(request, principal, org_id, body.project_id, billing_id, body.feature)
 
 
 class FrontierRevert(InputModel):
@@ -505,15 +704,53 @@ class FrontierRevert(InputModel):
     )
     project_id: OptionalUuid = Field(default=None, description="Finds the organization (not with `org_id`).")
     usage_id: UsageId = Field(description="The id of the credit usage to revert.")
-    amount: Amount = Field(description="Credits to give back; all reverts together at most what the usage debited.")
+    amount: RevertAmount = Field(
+        default=0, description="Credits to give back; all reverts together at most what the usage debited."
+    )
+
+
+class FrontierAccountRevert(InputModel):
+    project_id: OptionalUuid = Field(default=None, description="Not with the organization of the path.")
+    amount: RevertAmount = Field(
+        default=0, description="Credits to give back; all reverts together at most what the usage debited."
+    )
+
+
+def _revert(
+    request: Request,
+    principal: Principal,
+    organization_id: uuid.UUID | None,
+    project_id: uuid.UUID | None,
+    billing_id: uuid.UUID | None,
+    usage_id: str,
+    amount: int,
+) -> Response:
+    with writing(request) as conn:
+        account = accounts.billing_account_for(conn, principal, organization_id, project_id, billing_id)
+        # Usage ids are per account: a billing_id narrows the search, else every account the key reaches.
+        named = account.id if billing_id is not None else None
+        try:
+            ledger.revert(conn, principal, named, usage_id, amount)
+        except NotFound as error:
+            # Frontier answers a usage it cannot find as an invalid argument (CONTRACT §3.4).
+            raise InvalidInput(error.message) from None
+    return respond({})
 
 
 @router.post("/organizations/billing/usages/revert", response_model=FrontierEmpty)
 def revert_billing_usage(request: Request, principal: UsageReverter, body: FrontierRevert) -> Response:
     """Give back some or all of the credits a usage debited (a revert itself cannot be reverted)."""
-    with writing(request) as conn:
-        account = accounts.billing_account_for(conn, principal, body.org_id, body.project_id, body.billing_id)
-        # Usage ids are per account: a billing_id narrows the search, else every account the key reaches.
-        named = account.id if body.billing_id is not None else None
-        ledger.revert(conn, principal, named, body.usage_id, body.amount)
-    return respond({})
+    return _revert(request, principal, body.org_id, body.project_id, body.billing_id, body.usage_id, body.amount)
+
+
+@router.post("/admin/organizations/{org_id}/billing/{billing_id}/usage/{usage_id}/revert", response_model=FrontierEmpty)
+def revert_billing_usage_of_account(
+    request: Request,
+    principal: UsageReverter,
+    org_id: Uuid,
+    billing_id: Uuid,
+    usage_id: Annotated[UsageId, Path(description="The id of the credit usage to revert.")],
+    body: FrontierAccountRevert,
+) -> Response:
+    """The admin binding of the revert: the organization, billing account and usage in the path."""
+    return _revert(request, principal, org_id, body.project_id, billing_id, usage_id, body.amount)
