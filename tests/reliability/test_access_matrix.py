@@ -274,6 +274,33 @@ ROUTES: dict[tuple[str, str], Row] = {
         ),
         kind=OPERATOR,
     ),
+    ("POST", "/v1beta1/admin/organizations/{org_id}/billing/{billing_id}/usage/{usage_id}/revert"): Row(
+        "usage:write",
+        lambda v: (
+            f"/v1beta1/admin/organizations/{v.id}/billing/{v.parent['id']}/usage/{v.usage_id}/revert",
+            {"amount": "1"},
+        ),
+        kind=OPERATOR,
+    ),
+    ("GET", "/v1beta1/organizations/{org_id}/billing/transactions"): Row(
+        "billing:read",
+        lambda v: (f"/v1beta1/organizations/{v.id}/billing/transactions?billing_id={v.parent['id']}", None),
+    ),
+    ("GET", "/v1beta1/organizations/{org_id}/billing/{billing_id}/debited_transactions_total"): Row(
+        "billing:read",
+        lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/debited_transactions_total", None),
+    ),
+    ("POST", "/v1beta1/organizations/billing/check"): Row(
+        "billing:read",
+        lambda v: (
+            "/v1beta1/organizations/billing/check",
+            {"org_id": v.id, "billing_id": v.parent["id"], "feature": FEATURE},
+        ),
+    ),
+    ("POST", "/v1beta1/organizations/{org_id}/billing/{billing_id}/check"): Row(
+        "billing:read",
+        lambda v: (f"/v1beta1/organizations/{v.id}/billing/{v.parent['id']}/check", {"feature": FEATURE}),
+    ),
     # --- Frontier over ConnectRPC: each method answers as its REST binding, in Connect's error JSON ---------
     ("POST", f"{CONNECT}FrontierService/CreateBillingUsage"): Row(
         "usage:write",
@@ -290,6 +317,17 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", f"{CONNECT}FrontierService/ListBillingTransactions"): Row(
         "billing:read",
         lambda v: (f"{CONNECT}FrontierService/ListBillingTransactions", {"orgId": v.id, "billingId": v.parent["id"]}),
+    ),
+    ("POST", f"{CONNECT}FrontierService/CheckFeatureEntitlement"): Row(
+        "billing:read",
+        lambda v: (
+            f"{CONNECT}FrontierService/CheckFeatureEntitlement",
+            {"orgId": v.id, "billingId": v.parent["id"], "feature": FEATURE},
+        ),
+    ),
+    ("POST", f"{CONNECT}FrontierService/TotalDebitedTransactions"): Row(
+        "billing:read",
+        lambda v: (f"{CONNECT}FrontierService/TotalDebitedTransactions", {"orgId": v.id, "billingId": v.parent["id"]}),
     ),
     ("POST", f"{CONNECT}AdminService/RevertBillingUsage"): Row(
         "usage:write",
