@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from meterbook.api import frontier_connect
+from meterbook.api.errors import flattened_routes
 from meterbook.kit import jsontext
 from tests.api.test_frontier import basic, grant, native_balance, new_id
 from tests.clients.node import run_client
@@ -446,3 +448,93 @@ def test_times_travel_to_the_rest_query_as_proto_json_writes_them(
     assert response.json() == {}  # no transactions: the empty list is left out
     response = client.post(path, json={**where, "endRange": "yesterday"}, headers=tenant.headers)
     assert_connect_error(response, 400, "invalid_argument", "end_range")
+
+
+def test_entitlement_debited_total_and_the_organizations_list_through_the_connect_client(
+    client: TestClient, base_url: str, tenant: Tenant, account: dict[str, Any]
+) -> None:
+    auth = f"Bearer {tenant.key}"
+    client.put("/v1/features/seats", json={"description": "Seats", "limit": 2}, headers=tenant.headers)
+    where = {"orgId": tenant.id, "billingId": account["id"]}
+    spent = usage(9, source="connect")
+    results = connect(
+        base_url,
+        call(
+            "FrontierService",
+            "CreateBillingUsage",
+            {**where, "usages": [spent, usage(1, type="feature", source="seats")]},
+            auth,
+        ),
+        call("FrontierService", "CheckFeatureEntitlement", {**where, "feature": "seats"}, auth),
+        # Without billing_id: the organization's default billing account, at the other binding.
+        call("FrontierService", "CheckFeatureEntitlement", {"orgId": tenant.id, "feature": "seats"}, auth),
+        call("FrontierService", "CheckFeatureEntitlement", {**where, "feature": "no-such-feature"}, auth),
+        call(
+            "FrontierService",
+            "CreateBillingUsage",
+            {**where, "usages": [usage(1, type="feature", source="seats")]},
+            auth,
+        ),
+        call("FrontierService", "CheckFeatureEntitlement", {**where, "feature": "seats"}, auth),
+        call("AdminService", "RevertBillingUsage", {**where, "usageId": spent["id"], "amount": "4"}, auth),
+        # A revert of 0 (proto3 leaves the amount out) gives back nothing, as Frontier allows.
+        call("AdminService", "RevertBillingUsage", {**where, "usageId": spent["id"]}, auth),
+        call("FrontierService", "TotalDebitedTransactions", where, auth),
+        call("FrontierService", "ListBillingTransactions", {"orgId": tenant.id, "expand": ["customer", "user"]}, auth),
+        # No usages at all: Frontier answers {} and so does meterbook.
+        call("FrontierService", "CreateBillingUsage", {**where, "usages": []}, auth),
+        call(
+            "FrontierService", "CheckFeatureEntitlement", {**where, "feature": "seats"}, f"Bearer {account['api_key']}"
+        ),
+    )
+    assert ok(results[0]) == {}
+    assert ok(results[1]) == ok(results[2]) == {"status": True}
+    assert ok(results[3]) == {}  # false: left out
+    assert ok(results[4]) == {}
+    assert ok(results[5]) == {}  # the limit is reached
+    assert ok(results[6]) == ok(results[7]) == {}
+    rest = client.get(
+        f"/v1beta1/organizations/{tenant.id}/billing/{account['id']}/debited_transactions_total", headers=tenant.headers
+    )
+    assert rest.status_code == 200, rest.text
+    assert ok(results[8]) == {"debited": {"amount": rest.json()["debited"]["amount"], "currency": "VC"}}
+    assert ok(results[8])["debited"]["amount"] == "5"
+    listed = ok(results[9])["transactions"]
+    rest_list = client.get(
+        f"/v1beta1/organizations/{tenant.id}/billing/transactions?expand=customer,user", headers=tenant.headers
+    )
+    assert listed == [
+        frontier_connect.to_proto_json(frontier_connect.BILLING_TRANSACTION, item)
+        for item in rest_list.json()["transactions"]
+    ]
+    assert {item["customer"]["id"] for item in listed} == {account["id"]}
+    assert listed[0]["customer"]["orgId"] == tenant.id
+    assert ok(results[10]) == {}
+    assert ok(results[11]) == {}
+    assert native_balance(tenant, account["id"]) == INITIAL_CREDITS - 5
+
+
+def test_a_method_is_served_exactly_when_a_rest_binding_of_it_is() -> None:
+    """The Connect routes follow the REST ones: no binding served, no method; the first served binding wins."""
+    app = FastAPI()
+    app.add_api_route("/v1beta1/organizations/{org_id}/billing/{id}/balance", lambda: None, methods=["GET"])
+    app.add_api_route("/v1beta1/organizations/billing/usages/revert", lambda: None, methods=["POST"])
+    frontier_connect.install(app)
+    served = {getattr(route, "path", "") for route in flattened_routes(app.routes)} - {
+        "/v1beta1/organizations/{org_id}/billing/{id}/balance"
+    }
+    assert served >= {
+        f"{FRONTIER}/GetBillingBalance",
+        f"{ADMIN}/RevertBillingUsage",
+        "/raystack.frontier.v1beta1.{service}/{method}",
+    }
+    assert f"{FRONTIER}/CreateBillingUsage" not in served
+    revert = next(method for method in frontier_connect.METHODS if method.name == "RevertBillingUsage")
+    request = {"org_id": "o", "billing_id": "b", "usage_id": "u", "project_id": "", "amount": 0}
+    # With both bindings served, the admin one takes the ids in its path; with only the other, all go in the body.
+    call = frontier_connect.rest_call(request, revert.bindings)
+    assert (call.method, call.path) == ("POST", "/v1beta1/admin/organizations/o/billing/b/usage/u/revert")
+    assert jsontext.loads(call.body or b"") == {"project_id": "", "amount": 0}
+    call = frontier_connect.rest_call(request, revert.bindings[1:])
+    assert call.path == "/v1beta1/organizations/billing/usages/revert"
+    assert jsontext.loads(call.body or b"") == request
