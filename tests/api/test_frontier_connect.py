@@ -450,7 +450,7 @@ def test_times_travel_to_the_rest_query_as_proto_json_writes_them(
     assert_connect_error(response, 400, "invalid_argument", "end_range")
 
 
-def test_entitlement_debited_total_and_the_organizations_list_through_the_connect_client(
+def test_entitlements_debited_total_and_the_organizations_list_through_the_connect_client(
     client: TestClient, base_url: str, tenant: Tenant, account: dict[str, Any]
 ) -> None:
     auth = f"Bearer {tenant.key}"
@@ -486,6 +486,10 @@ def test_entitlement_debited_total_and_the_organizations_list_through_the_connec
         call(
             "FrontierService", "CheckFeatureEntitlement", {**where, "feature": "seats"}, f"Bearer {account['api_key']}"
         ),
+        # CheckCreditEntitlement (POST /v1beta1/billing/check): the organization's default billing account.
+        call("FrontierService", "CheckCreditEntitlement", {"orgId": tenant.id, "amount": "95"}, auth),
+        call("FrontierService", "CheckCreditEntitlement", {"orgId": tenant.id, "amount": "96"}, auth),
+        call("FrontierService", "CheckCreditEntitlement", {"orgId": tenant.id}, auth),
     )
     assert ok(results[0]) == {}
     assert ok(results[1]) == ok(results[2]) == {"status": True}
@@ -512,6 +516,9 @@ def test_entitlement_debited_total_and_the_organizations_list_through_the_connec
     assert ok(results[10]) == {}
     assert ok(results[11]) == {}
     assert native_balance(tenant, account["id"]) == INITIAL_CREDITS - 5
+    assert ok(results[12]) == {"status": True}
+    assert ok(results[13]) == {}
+    error(results[14], "invalid_argument", "amount")
 
 
 def test_a_method_is_served_exactly_when_a_rest_binding_of_it_is() -> None:

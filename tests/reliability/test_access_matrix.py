@@ -325,6 +325,13 @@ ROUTES: dict[tuple[str, str], Row] = {
             {"orgId": v.id, "billingId": v.parent["id"], "feature": FEATURE},
         ),
     ),
+    # The proto names no billing account: the organization's default, or, for an account key that does not reach
+    # it, the key's own account (the sibling's, the child's): their answer is about themselves.
+    ("POST", f"{CONNECT}FrontierService/CheckCreditEntitlement"): Row(
+        "billing:read",
+        lambda v: (f"{CONNECT}FrontierService/CheckCreditEntitlement", {"orgId": v.id, "amount": "1"}),
+        {"sibling": 200, "child_on_parent": 200},
+    ),
     ("POST", f"{CONNECT}FrontierService/TotalDebitedTransactions"): Row(
         "billing:read",
         lambda v: (f"{CONNECT}FrontierService/TotalDebitedTransactions", {"orgId": v.id, "billingId": v.parent["id"]}),

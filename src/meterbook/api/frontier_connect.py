@@ -354,6 +354,14 @@ METHODS: Final = (
     ),
     ConnectMethod(
         "FrontierService",
+        "CheckCreditEntitlement",
+        _message("CheckCreditEntitlementRequest", ProtoField("org_id", "string"), ProtoField("amount", "int64")),
+        _message("CheckCreditEntitlementResponse", ProtoField("status", "bool")),
+        (Binding("POST", "/v1beta1/billing/check", body=True),),
+        "Whether the organization's billing account has the credits to spend `amount` now.",
+    ),
+    ConnectMethod(
+        "FrontierService",
         "TotalDebitedTransactions",
         _message("TotalDebitedTransactionsRequest", *_strings("org_id", "billing_id")),
         _message("TotalDebitedTransactionsResponse", _of("debited", BALANCE)),
