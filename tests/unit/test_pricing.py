@@ -11,7 +11,8 @@ import re
 import uuid
 from decimal import Decimal, Inexact
 from fractions import Fraction
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -499,3 +500,36 @@ class TestParsePrice:
     def test_the_models_are_what_validation_gives(self) -> None:
         assert isinstance(model({"model": "graduated", "tiers": TIERS}), GraduatedPrice)
         assert isinstance(model({"model": "volume", "tiers": TIERS}), VolumePrice)
+
+
+class TestTheDocs:
+    """docs/pricing.md: every price it shows is valid and costs what it says; its error example is what a 400 says."""
+
+    PAGE = Path(__file__).resolve().parents[2] / "docs" / "pricing.md"
+    #: What the page says each of its prices costs, in the order it shows them.
+    CLAIMS: ClassVar[list[list[tuple[str, str]]]] = [
+        [("12.5", "0.25")],
+        [("12", "51")],
+        [("1500", "15"), ("1000", "10"), ("1000.5", "10.005"), ("0", "0")],
+        [("12", "36"), ("5", "25"), ("5.5", "22"), ("10", "40"), ("0", "0")],
+        [("1001", "10"), ("1000", "5"), ("0.5", "5"), ("0", "0")],
+    ]
+
+    def blocks(self, language: str) -> list[str]:
+        return re.findall(rf"```{language}\n(.*?)```", self.PAGE.read_text(encoding="utf-8"), re.DOTALL)
+
+    def test_each_price_costs_what_the_page_says(self) -> None:
+        prices = [parsed(block) for block in self.blocks("json")]
+        assert len(prices) == len(self.CLAIMS)
+        for shown, claims in zip(prices, self.CLAIMS, strict=True):
+            for quantity, amount in claims:
+                assert price(shown, D(quantity)).amount == D(amount), (shown, quantity)
+
+    def test_the_error_example(self) -> None:
+        [example] = self.blocks("text")
+        with pytest.raises(ValidationError) as caught:
+            TypeAdapter(Body).validate_python(
+                {"price": {"model": "graduated", "tiers": [{"up_to": 10}, {"up_to": 5}, {"up_to": 20}]}}
+            )
+        rendered = [field_error({**error, "loc": ("body", *error["loc"])}, Body) for error in caught.value.errors()]
+        assert example.splitlines() == [f"{error.path}: {error.message}" for error in rendered]
