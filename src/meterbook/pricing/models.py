@@ -29,7 +29,9 @@ class TierCharge:
 class Priced:
     """A quantity's price: ``amount`` is exact, never rounded (an invoice line rounds it, to the currency's
     minor unit); ``tiers`` is the breakdown of a graduated or volume price, empty for per-unit and package
-    prices and for a quantity of 0. Every number is written plainly: no trailing zeros, no exponent."""
+    prices and for a quantity of 0. Every figure is without trailing zeros (``0.05``, never ``0.050``) and a
+    whole one has exponent 0 (``10``, never ``1E+1``). Adding figures up needs more than Decimal's default 28
+    digits (a month's units times a price has up to about 50): do it in a wide context, as invoicing does."""
 
     amount: Decimal
     tiers: tuple[TierCharge, ...] = ()
