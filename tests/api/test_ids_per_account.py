@@ -393,5 +393,6 @@ class TestRevert:
     def test_a_billing_account_that_did_not_use_the_id_finds_nothing(self, family, shared):
         before = family.snapshot()
         response = self.revert(family, shared, 5, billing_id=family.parent["id"])
-        frontier.assert_error(response, 404, frontier.NOT_FOUND)
+        # Frontier answers a revert of a usage it does not know with invalid argument (CONTRACT §3.4).
+        frontier.assert_error(response, 400, frontier.INVALID_ARGUMENT, "No credit usage with id")
         assert family.snapshot() == before

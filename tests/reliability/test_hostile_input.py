@@ -164,6 +164,60 @@ TEMPLATES: dict[tuple[str, str], Template] = {
         lambda v: f"/ui/keys/{v.spare_key_id}/revoke/confirm", form=True
     ),
 }
+# Frontier over ConnectRPC (proto JSON bodies, answered in Connect's error JSON and statuses).
+CONNECT = "/raystack.frontier.v1beta1."
+CONNECT_ANY_METHOD = f"{CONNECT}{{service}}/{{method}}"
+TEMPLATES.update(
+    {
+        ("POST", f"{CONNECT}FrontierService/CreateBillingUsage"): Template(
+            lambda v: f"{CONNECT}FrontierService/CreateBillingUsage",
+            lambda v: {"org_id": v.id, "billing_id": v.parent["id"], "usages": [frontier_usage()]},
+            "usages.0.amount",
+            "usages.0.description",
+            batch="usages",
+        ),
+        ("POST", f"{CONNECT}FrontierService/GetBillingBalance"): Template(
+            lambda v: f"{CONNECT}FrontierService/GetBillingBalance",
+            lambda v: {"org_id": v.id, "id": v.parent["id"]},
+            "id",
+            "id",
+        ),
+        ("POST", f"{CONNECT}FrontierService/ListBillingTransactions"): Template(
+            lambda v: f"{CONNECT}FrontierService/ListBillingTransactions",
+            lambda v: {"org_id": v.id, "billing_id": v.parent["id"]},
+            "billing_id",
+            "billing_id",
+        ),
+        ("POST", f"{CONNECT}FrontierService/TotalDebitedTransactions"): Template(
+            lambda v: f"{CONNECT}FrontierService/TotalDebitedTransactions",
+            lambda v: {"org_id": v.id, "billing_id": v.parent["id"]},
+            "billing_id",
+            "billing_id",
+        ),
+        ("POST", f"{CONNECT}FrontierService/CheckFeatureEntitlement"): Template(
+            lambda v: f"{CONNECT}FrontierService/CheckFeatureEntitlement",
+            lambda v: {"org_id": v.id, "billing_id": v.parent["id"], "feature": FEATURE},
+            "feature",
+            "feature",
+        ),
+        ("POST", f"{CONNECT}FrontierService/CheckCreditEntitlement"): Template(
+            lambda v: f"{CONNECT}FrontierService/CheckCreditEntitlement",
+            lambda v: {"org_id": v.id, "amount": 1},
+            "amount",
+            "org_id",
+        ),
+        ("POST", f"{CONNECT}AdminService/RevertBillingUsage"): Template(
+            lambda v: f"{CONNECT}AdminService/RevertBillingUsage",
+            lambda v: {"org_id": v.id, "billing_id": v.parent["id"], "usage_id": v.usage_id, "amount": 1},
+            "amount",
+            "usage_id",
+        ),
+        # Any other method of the package: Connect's "unimplemented", whatever the body.
+        ("POST", CONNECT_ANY_METHOD): Template(
+            lambda v: f"{CONNECT}FrontierService/NoSuchMethod", lambda v: {"org_id": v.id}, "org_id", "org_id"
+        ),
+    }
+)
 # The native batch is a top-level list: its cap applies to the body itself.
 TEMPLATES[("POST", "/v1/events")] = Template(
     lambda v: "/v1/events",
@@ -313,8 +367,29 @@ def form_cases(path: str, victim: Org) -> list[Case]:
 # --- the dialects' error shapes -------------------------------------------------------------------------
 
 
+#: Connect's code for each status a hostile request gets (connectrpc.com/docs/protocol#error-codes).
+CONNECT_CODES = {400: "invalid_argument", 404: "unimplemented", 415: "invalid_argument", 429: "resource_exhausted"}
+
+
+def expected_status(path: str, case: Case) -> int:
+    """The status ``case`` must get on ``path``: Connect says too large and not JSON its own way."""
+    if not path.startswith(CONNECT):
+        return case.status
+    if path == CONNECT_ANY_METHOD:
+        # No method reads the body: only a declared length over the limit is refused before the path is looked at.
+        return 429 if case.status == 413 and "chunked" not in case.name else 404
+    if case.status == 413:
+        return 429  # resource_exhausted
+    if case.name.startswith("content type"):
+        return 415  # the Connect protocol's answer to a codec it does not speak
+    return case.status
+
+
 def assert_error_shape(path: str, status: int, body: Any) -> None:
-    if path.startswith("/v1beta1/"):
+    if path.startswith(CONNECT):
+        assert set(body) == {"code", "message"}, body
+        assert body["code"] == CONNECT_CODES[status], body
+    elif path.startswith("/v1beta1/"):
         assert set(body) == {"code", "message", "details"}, body
         assert body["code"] == {400: 3, 413: 3, 404: 5}[status], body
     elif path.startswith("/ui/"):
@@ -363,13 +438,15 @@ def test_hostile_input_is_refused_and_writes_nothing(
                 client.cookies.clear()
                 count += 1
                 problems = []
-                if response.status_code != case.status:
-                    problems.append(f"expected {case.status}, got {response.status_code}")
-                elif not any(word.lower() in response.text.lower() for word in case.words):
-                    problems.append(f"the reply does not name the problem (one of {case.words})")
+                status = expected_status(path, case)
+                words = ("unimplemented", "not served") if status == 404 and path == CONNECT_ANY_METHOD else case.words
+                if response.status_code != status:
+                    problems.append(f"expected {status}, got {response.status_code}")
+                elif not any(word.lower() in response.text.lower() for word in words):
+                    problems.append(f"the reply does not name the problem (one of {words})")
                 elif not path.startswith("/ui/"):
                     try:
-                        assert_error_shape(path, case.status, response.json())
+                        assert_error_shape(path, status, response.json())
                     except AssertionError as error:
                         problems.append(f"not the dialect's error shape: {error}")
                 after = snapshot(database)

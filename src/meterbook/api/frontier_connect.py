@@ -30,6 +30,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request, Response, Security
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from meterbook.api import frontier
@@ -613,7 +614,12 @@ async def _call_rest(request: Request, call: RestCall) -> tuple[int, bytes]:
 
 async def serve(request: Request, method: ConnectMethod, bindings: tuple[Binding, ...]) -> Response:
     _check_protocol(request)
-    call = rest_call(await _read_request(request, method), bindings)
+    try:
+        message = await _read_request(request, method)
+    except ClientDisconnect:
+        # The client is gone, or was already answered (a chunked body over the limit): nothing is left to say.
+        return Response(status_code=499)
+    call = rest_call(message, bindings)
     status, body = await _call_rest(request, call)
     if not 200 <= status < 300:
         return _from_frontier(status, body)
