@@ -213,7 +213,9 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto", strea
             logger.removeHandler(old)
     logging.getLogger("meterbook").addHandler(handler)
     logging.getLogger("uvicorn").addHandler(handler)
-    logging.getLogger("uvicorn.error").propagate = True
-    logging.getLogger("uvicorn.access").propagate = True
+    for name in ("uvicorn.error", "uvicorn.access"):
+        # uvicorn's own setup may have turned these off or given them their own level: meterbook's level decides.
+        logging.getLogger(name).propagate = True
+        logging.getLogger(name).setLevel(logging.NOTSET)
     logging.getLogger("meterbook").setLevel(level.upper())
     logging.getLogger("uvicorn").setLevel(level.upper())
