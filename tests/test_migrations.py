@@ -62,6 +62,20 @@ def differences(conn: Connection) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
+#: The tables that revisions after 0008 add: a database at 0008 lacks exactly these.
+ADDED_AFTER_0008 = {"plans", "plan_versions", "subscriptions", "account_prices"}
+
+
+def differences_at_0008(conn: Connection) -> list[Any]:
+    """The differences of a database at 0008 from the tables, less the tables that later revisions add."""
+    return [
+        diff
+        for diff in differences(conn)
+        if not (diff[0] in ("add_table", "add_index") and getattr(diff[1], "name", None) in ADDED_AFTER_0008)
+        and not (diff[0] == "add_index" and diff[1].table.name in ADDED_AFTER_0008)
+    ]
+
+
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
@@ -728,7 +742,7 @@ class TestFrontierTransactionIds:
         with empty_database.read() as conn:
             after = keys_by_id(conn)
             assert ledger.verify(conn) == []
-            assert differences(conn) == []
+            assert differences_at_0008(conn) == []
         assert after[tx["grant"]].idempotency_key == "welcome"
         assert after[tx["clash_grant"]].idempotency_key == "grant:ev-9"  # the usage keeps the id
         assert after[tx["usage"]].idempotency_key == "ev-9"
@@ -780,7 +794,7 @@ class TestFrontierTransactionIds:
     def test_a_database_with_no_ledger_migrates(self, empty_database: Database) -> None:
         step_to(empty_database, "0008")
         with empty_database.read() as conn:
-            assert differences(conn) == []
+            assert differences_at_0008(conn) == []
         step_to(empty_database, "0007", down=True)
         step_to(empty_database, "head")
 
