@@ -36,6 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from meterbook.accounts.models import Principal
+from meterbook.catalog import service as catalog
+from meterbook.catalog.schemas import ProductPut
 from meterbook.db import Database
 from meterbook.db.migrate import alembic_config, migrate
 from meterbook.db.tables import (
@@ -55,6 +57,9 @@ from meterbook.db.tables import (
 from meterbook.db.types import FixedDecimal
 from meterbook.invoicing.models import history_id
 from meterbook.ledger import service as ledger
+from meterbook.plans import service as plans
+from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
+from meterbook.pricing import parse_price
 
 
 def differences(conn: Connection) -> list[Any]:
@@ -813,3 +818,76 @@ def organization_principal(organization_id: uuid.UUID) -> Principal:
     return Principal(
         key_id=uuid.uuid4(), organization_id=organization_id, account_id=None, account_path=None, scopes=frozenset("*")
     )
+
+
+# --- 0009: plans, subscriptions and negotiated prices -------------------------------------------------
+
+
+def every_row(conn: Connection) -> dict[str, list[str]]:
+    """Every row of every table but alembic's, as the database stores it, in a stable order."""
+    tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+    return {table: sorted(repr(tuple(row)) for row in conn.execute(text(f"SELECT * FROM {table}"))) for table in tables}
+
+
+class TestPlans:
+    def test_the_upgrade_adds_empty_tables_that_work_and_keeps_every_row(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+        step_to(empty_database, "0008")
+        operator = organization_principal(before.organization_id)
+        with empty_database.write() as conn:
+            catalog.put_product(
+                conn,
+                operator,
+                "CALLS",
+                ProductPut(
+                    description="Calls",
+                    unit_price=Decimal("0.05"),
+                    price_effective_from=datetime(2000, 1, 1, tzinfo=UTC),
+                ),
+            )
+            at_0008 = every_row(conn)
+        step_to(empty_database, "0009")
+        with empty_database.write() as conn:
+            assert differences(conn) == []
+            after = every_row(conn)
+            assert {table: rows for table, rows in after.items() if table in at_0008} == at_0008
+            assert {table: after[table] for table in ADDED_AFTER_0008} == {table: [] for table in ADDED_AFTER_0008}
+            tiers = {"model": "graduated", "tiers": [{"up_to": "0.5", "unit_price": "0.000000001"}, {"up_to": None}]}
+            plans.put_plan(
+                conn,
+                operator,
+                "pro",
+                PlanPut.model_validate(
+                    {"name": "Pro", "currency": "USD", "fee": "49.99", "prices": {"CALLS": tiers}, "limits": {}}
+                ),
+            )
+            plans.put_subscription(conn, operator, before.first, SubscriptionPut(plan="pro"))
+            plans.put_negotiated_price(
+                conn,
+                operator,
+                before.second,
+                "CALLS",
+                NegotiatedPricePut.model_validate({"price": {"model": "per_unit", "unit_price": "0.3"}}),
+            )
+        with empty_database.read() as conn:
+            product = catalog.products_by_id(conn, before.organization_id, ["CALLS"])["CALLS"]
+            now = datetime.now(UTC)
+            on_plan = plans.price_at(conn, before.organization_id, before.first, product, now)
+            own = plans.price_at(conn, before.organization_id, before.second, product, now)
+            assert on_plan is not None
+            assert (on_plan.source, on_plan.price) == ("plan", parse_price(tiers))
+            assert own is not None
+            assert (own.source, own.price) == ("negotiated", parse_price({"model": "per_unit", "unit_price": "0.3"}))
+            # Exact text, never a float: the smallest price and a fractional bound come back as they were written.
+            stored = conn.execute(text("SELECT prices, fee FROM plan_versions")).one()
+            assert '"up_to": 0.5' in stored[0].replace('":0.5', '": 0.5')
+            assert "0.000000001" in stored[0]
+            assert int(stored[1]) == 49_990_000_000
+        # And back: the tables go, every other row is as it was.
+        step_to(empty_database, "0008", down=True)
+        with empty_database.read() as conn:
+            assert every_row(conn) == at_0008
+            assert differences_at_0008(conn) == []
+        step_to(empty_database, "head")
