@@ -82,8 +82,16 @@ def list_plans(
     return [Plan(row.id, row.code, row.created_at, row.updated_at, versions.get(row.id, ())) for row in rows]
 
 
-def insert_plan(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(plans).values(**values))
+def insert_plan(conn: Connection, values: Mapping[str, Any]) -> uuid.UUID:
+    """The plan's id: the new one, or that of the plan a concurrent request created under the same code."""
+    statement = (
+        insert_for(conn, plans).values(**values).on_conflict_do_nothing(index_elements=["organization_id", "code"])
+    )
+    conn.execute(statement)
+    found: uuid.UUID = conn.execute(
+        select(plans.c.id).where(plans.c.organization_id == values["organization_id"], plans.c.code == values["code"])
+    ).scalar_one()
+    return found
 
 
 def touch_plan(conn: Connection, plan_id: uuid.UUID, now: datetime) -> None:

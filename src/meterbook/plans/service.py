@@ -21,6 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from meterbook.accounts import service as accounts
 from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.reach import require_organization, resolve_account
 from meterbook.catalog import service as catalog
@@ -144,10 +145,15 @@ def put_plan(conn: Connection, principal: Principal, code: str, data: PlanPut) -
     if errors:
         raise ValidationFailed(errors)
     if plan is None:
-        plan_id = uuid.uuid4()
-        repository.insert_plan(
+        plan_id = repository.insert_plan(
             conn,
-            {"id": plan_id, "organization_id": organization_id, "code": code, "created_at": now, "updated_at": now},
+            {
+                "id": uuid.uuid4(),
+                "organization_id": organization_id,
+                "code": code,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
     else:
         plan_id = plan.id
@@ -203,6 +209,7 @@ def put_subscription(
     account = resolve_account(conn, principal, account_id)
     organization_id = account.organization_id
     lock_organization_usage(conn, organization_id, exclusive=False)
+    accounts.lock_accounts(conn, [account.id])  # one change of the account's plans at a time
     starts_at = data.starts_at or utcnow()
     found = repository.list_plans(conn, organization_id, [data.plan])
     if not found:
@@ -270,6 +277,7 @@ def end_subscription(conn: Connection, principal: Principal, account_id: uuid.UU
     """End the account's plan at the end of the current month; what was scheduled after it is dropped."""
     account = resolve_account(conn, principal, account_id)
     lock_organization_usage(conn, account.organization_id, exclusive=False)
+    accounts.lock_accounts(conn, [account.id])
     now = utcnow()
     end = month_start(next_month(month_of(now)))
     existing = repository.subscriptions_of(conn, [account.id])
@@ -289,6 +297,7 @@ def put_negotiated_price(
     account = resolve_account(conn, principal, account_id)
     organization_id = account.organization_id
     lock_organization_usage(conn, organization_id, exclusive=False)
+    accounts.lock_accounts(conn, [account.id])
     if product_id not in catalog.products_by_id(conn, organization_id, [product_id]):
         raise NotFound(f"No product with id {product_id!r} was found.")
     effective_from = data.effective_from or _this_month()
