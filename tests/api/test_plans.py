@@ -7,19 +7,25 @@ an invoiced month) answered 400 naming the field, with nothing changed; another 
 
 from __future__ import annotations
 
+import itertools
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from meterbook.catalog import service as catalog
 from meterbook.db import Database
+from meterbook.plans import repository as plans_repository
 from meterbook.plans import service as plans
 from tests.billing import LONG_AGO, exact, following, months_ago, start_of
 from tests.conftest import Tenant, bearer
 from tests.helpers import assert_error, assert_invalid
+from tests.reliability.test_concurrency import threaded_server
 
 PRODUCT = "CALLS"
 OTHER_PRODUCT = "SMS"
@@ -441,8 +447,6 @@ class TestPriceAt:
         now = datetime.now(UTC)
         before_plan = datetime.fromisoformat(start_of(months_ago(4)).replace("Z", "+00:00"))
         with database.read() as conn:
-            import uuid
-
             org = uuid.UUID(planned.id)
             products = catalog.products_by_id(conn, org, [PRODUCT, OTHER_PRODUCT])
 
@@ -460,3 +464,40 @@ class TestPriceAt:
                 "catalog",
                 {"model": "per_unit", "unit_price": Decimal("0.05")},
             )
+
+
+# --- at the same instant ---------------------------------------------------------------------------
+
+
+class TestAtOnce:
+    """Requests at the same instant through a real server (both databases): no 500, and what is stored holds."""
+
+    def test_parallel_writes_of_plans_and_subscriptions(
+        self, settings: Any, database: Database, client: TestClient, planned: Tenant
+    ) -> None:
+        account = planned.create_account()
+        with threaded_server(settings, database) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
+
+            def create(index: int) -> int:
+                body = plan_body(name=f"Race {index}")
+                return http.put("/v1/plans/race", json=body, headers=planned.headers).status_code
+
+            def move(index: int) -> int:
+                body = {"plan": ("pro", "basic")[index % 2], "starts_at": f"{THIS_MONTH}-01T00:00:{index % 3:02d}Z"}
+                url = f"/v1/accounts/{account['id']}/subscription"
+                return http.put(url, json=body, headers=planned.headers).status_code
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                created = list(pool.map(create, range(12)))
+                moved = list(pool.map(move, range(12)))
+        assert set(created) <= {200, 201}, created
+        assert set(moved) == {200}, moved
+        race = [plan for plan in plans_of(client, planned.key) if plan["code"] == "race"]
+        assert len(race) == 1
+        assert len(race[0]["versions"]) == 1
+        with database.read() as conn:
+            stored = plans_repository.subscriptions_of(conn, [uuid.UUID(account["id"])])
+        assert stored, "no subscription at all"
+        for earlier, later in itertools.pairwise(stored):
+            assert earlier.ends_at is not None, stored
+            assert earlier.ends_at <= later.starts_at, stored
