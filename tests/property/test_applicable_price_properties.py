@@ -3,11 +3,13 @@
 :func:`meterbook.plans.models.applicable_price` is checked against a brute-force lookup written without it: a
 timeline of days painted layer by layer in time order (the catalog's prices, then each subscription's days with
 its plan's versions, then the negotiated prices), read at any instant of any day: the negotiated layer if
-painted, else the plan layer, else the catalog's.
+painted, else the plan layer, else the catalog's. And any price model stored as JSON text reads back as the same
+model, written without exponents, pricing every quantity the same.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,8 +20,10 @@ from hypothesis import strategies as st
 
 from meterbook.catalog.models import Price as CatalogPrice
 from meterbook.catalog.models import Product
+from meterbook.plans import repository
 from meterbook.plans.models import AccountTerms, NegotiatedPrice, Plan, PlanVersion, Subscription, applicable_price
-from meterbook.pricing import PriceModel, per_unit_price
+from meterbook.pricing import PriceModel, per_unit_price, price
+from tests.property.test_pricing_properties import PRICE, any_models
 
 DAYS = 60
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -98,9 +102,9 @@ def worlds(draw: Any) -> tuple[AccountTerms, Product]:
 
 def brute_force(terms: AccountTerms, product: Product) -> list[tuple[str, PriceModel] | None]:
     catalog: list[tuple[str, PriceModel] | None] = [None] * DAYS
-    for price in product.prices:  # oldest first: later paint wins
-        for d in range((price.effective_from - BASE).days, DAYS):
-            catalog[d] = ("catalog", per_unit_price(price.unit_price))
+    for listed in product.prices:  # oldest first: later paint wins
+        for d in range((listed.effective_from - BASE).days, DAYS):
+            catalog[d] = ("catalog", per_unit_price(listed.unit_price))
     plan_layer: list[tuple[str, PriceModel] | None] = [None] * DAYS
     for subscription in terms.subscriptions:
         first = (subscription.starts_at - BASE).days
@@ -134,3 +138,18 @@ def test_every_day_of_the_timeline(world: tuple[AccountTerms, Product]) -> None:
     for on in range(DAYS):
         found = applicable_price(terms, product, day(on))
         assert (None if found is None else (found.source, found.price)) == expected[on], on
+
+
+#: A number written with an exponent or as a float's text (``1e-09``, ``1E+1``) in stored JSON.
+NOT_PLAIN = re.compile(r"\d[eE][-+]?\d")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=any_models)
+def test_a_stored_price_reads_back_exactly(data: dict[str, Any]) -> None:
+    model = PRICE.validate_python(data)
+    text = repository.dump_price(model)
+    assert not NOT_PLAIN.search(text), text
+    assert repository.load_price(text, "price") == model
+    for quantity in (Decimal(0), Decimal("0.000000001"), Decimal(7), Decimal("1234.5")):
+        assert price(repository.load_price(text, "price"), quantity) == price(model, quantity)

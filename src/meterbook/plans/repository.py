@@ -17,11 +17,13 @@ from meterbook.plans.models import IncludedCredits, NegotiatedPrice, Plan, PlanV
 from meterbook.pricing import PriceModel, parse_price
 
 __all__ = [
+    "dump_price",
     "end_subscriptions_at",
     "insert_plan",
     "insert_subscription",
     "invoiced_months_between",
     "list_plans",
+    "load_price",
     "negotiated_prices",
     "put_negotiated_price",
     "put_version",
@@ -30,11 +32,13 @@ __all__ = [
 ]
 
 
-def _price_json(price: PriceModel) -> str:
+def dump_price(price: PriceModel) -> str:
+    """A price model as the JSON text stored: every number its exact decimal text."""
     return jsontext.dumps(price.model_dump(mode="python")).decode()
 
 
-def _price_of(text: str, where: str) -> PriceModel:
+def load_price(text: str, where: str) -> PriceModel:
+    """A stored price model, validated again (its errors' paths under ``where``)."""
     return parse_price(jsontext.loads(text), where)
 
 
@@ -108,7 +112,7 @@ def put_version(conn: Connection, plan_id: uuid.UUID, version: PlanVersion) -> N
         "fee": version.fee,
         "prices": jsontext.dumps(
             {product_id: price.model_dump(mode="python") for product_id, price in version.prices.items()}
-        ).decode(),
+        ).decode(),  # one object of dump_price's texts
         "limits": jsontext.dumps(dict(version.limits)).decode(),
         "included_credits": None if credits is None else credits.amount,
         "credits_rollover": None if rollover is None else ("cap" if isinstance(rollover, int) else rollover),
@@ -185,7 +189,7 @@ def negotiated_prices(
             account_id=row.account_id,
             product_id=row.product_id,
             effective_from=row.effective_from,
-            price=_price_of(row.price, "price"),
+            price=load_price(row.price, "price"),
             created_at=row.created_at,
         )
         for row in rows
@@ -198,7 +202,7 @@ def put_negotiated_price(conn: Connection, organization_id: uuid.UUID, found: Ne
         product_id=found.product_id,
         effective_from=found.effective_from,
         organization_id=organization_id,
-        price=_price_json(found.price),
+        price=dump_price(found.price),
         created_at=found.created_at,
     )
     conn.execute(
