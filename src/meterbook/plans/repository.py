@@ -112,7 +112,7 @@ def put_version(conn: Connection, plan_id: uuid.UUID, version: PlanVersion) -> N
         "fee": version.fee,
         "prices": jsontext.dumps(
             {product_id: price.model_dump(mode="python") for product_id, price in version.prices.items()}
-        ).decode(),  # one object of dump_price's texts
+        ).decode(),
         "limits": jsontext.dumps(dict(version.limits)).decode(),
         "included_credits": None if credits is None else credits.amount,
         "credits_rollover": None if rollover is None else ("cap" if isinstance(rollover, int) else rollover),
