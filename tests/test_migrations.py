@@ -36,6 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from meterbook.accounts.models import Principal
+from meterbook.catalog import service as catalog
+from meterbook.catalog.schemas import ProductPut
 from meterbook.db import Database
 from meterbook.db.migrate import alembic_config, migrate
 from meterbook.db.tables import (
@@ -55,11 +57,28 @@ from meterbook.db.tables import (
 from meterbook.db.types import FixedDecimal
 from meterbook.invoicing.models import history_id
 from meterbook.ledger import service as ledger
+from meterbook.plans import service as plans
+from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
+from meterbook.pricing import parse_price
 
 
 def differences(conn: Connection) -> list[Any]:
     context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
     return list(compare_metadata(context, metadata))
+
+
+#: The tables that revisions after 0008 add: a database at 0008 lacks exactly these.
+ADDED_AFTER_0008 = {"plans", "plan_versions", "subscriptions", "account_prices"}
+
+
+def differences_at_0008(conn: Connection) -> list[Any]:
+    """The differences of a database at 0008 from the tables, less the tables that later revisions add."""
+    return [
+        diff
+        for diff in differences(conn)
+        if not (diff[0] in ("add_table", "add_index") and getattr(diff[1], "name", None) in ADDED_AFTER_0008)
+        and not (diff[0] == "add_index" and diff[1].table.name in ADDED_AFTER_0008)
+    ]
 
 
 def head_revision() -> str:
@@ -728,7 +747,7 @@ class TestFrontierTransactionIds:
         with empty_database.read() as conn:
             after = keys_by_id(conn)
             assert ledger.verify(conn) == []
-            assert differences(conn) == []
+            assert differences_at_0008(conn) == []
         assert after[tx["grant"]].idempotency_key == "welcome"
         assert after[tx["clash_grant"]].idempotency_key == "grant:ev-9"  # the usage keeps the id
         assert after[tx["usage"]].idempotency_key == "ev-9"
@@ -780,7 +799,7 @@ class TestFrontierTransactionIds:
     def test_a_database_with_no_ledger_migrates(self, empty_database: Database) -> None:
         step_to(empty_database, "0008")
         with empty_database.read() as conn:
-            assert differences(conn) == []
+            assert differences_at_0008(conn) == []
         step_to(empty_database, "0007", down=True)
         step_to(empty_database, "head")
 
@@ -799,3 +818,76 @@ def organization_principal(organization_id: uuid.UUID) -> Principal:
     return Principal(
         key_id=uuid.uuid4(), organization_id=organization_id, account_id=None, account_path=None, scopes=frozenset("*")
     )
+
+
+# --- 0009: plans, subscriptions and negotiated prices -------------------------------------------------
+
+
+def every_row(conn: Connection) -> dict[str, list[str]]:
+    """Every row of every table but alembic's, as the database stores it, in a stable order."""
+    tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+    return {table: sorted(repr(tuple(row)) for row in conn.execute(text(f"SELECT * FROM {table}"))) for table in tables}
+
+
+class TestPlans:
+    def test_the_upgrade_adds_empty_tables_that_work_and_keeps_every_row(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+        step_to(empty_database, "0008")
+        operator = organization_principal(before.organization_id)
+        with empty_database.write() as conn:
+            catalog.put_product(
+                conn,
+                operator,
+                "CALLS",
+                ProductPut(
+                    description="Calls",
+                    unit_price=Decimal("0.05"),
+                    price_effective_from=datetime(2000, 1, 1, tzinfo=UTC),
+                ),
+            )
+            at_0008 = every_row(conn)
+        step_to(empty_database, "0009")
+        with empty_database.write() as conn:
+            assert differences(conn) == []
+            after = every_row(conn)
+            assert {table: rows for table, rows in after.items() if table in at_0008} == at_0008
+            assert {table: after[table] for table in ADDED_AFTER_0008} == {table: [] for table in ADDED_AFTER_0008}
+            tiers = {"model": "graduated", "tiers": [{"up_to": "0.5", "unit_price": "0.000000001"}, {"up_to": None}]}
+            plans.put_plan(
+                conn,
+                operator,
+                "pro",
+                PlanPut.model_validate(
+                    {"name": "Pro", "currency": "USD", "fee": "49.99", "prices": {"CALLS": tiers}, "limits": {}}
+                ),
+            )
+            plans.put_subscription(conn, operator, before.first, SubscriptionPut(plan="pro"))
+            plans.put_negotiated_price(
+                conn,
+                operator,
+                before.second,
+                "CALLS",
+                NegotiatedPricePut.model_validate({"price": {"model": "per_unit", "unit_price": "0.3"}}),
+            )
+        with empty_database.read() as conn:
+            product = catalog.products_by_id(conn, before.organization_id, ["CALLS"])["CALLS"]
+            now = datetime.now(UTC)
+            on_plan = plans.price_at(conn, before.organization_id, before.first, product, now)
+            own = plans.price_at(conn, before.organization_id, before.second, product, now)
+            assert on_plan is not None
+            assert (on_plan.source, on_plan.price) == ("plan", parse_price(tiers))
+            assert own is not None
+            assert (own.source, own.price) == ("negotiated", parse_price({"model": "per_unit", "unit_price": "0.3"}))
+            # Exact text, never a float: the smallest price and a fractional bound come back as they were written.
+            stored = conn.execute(text("SELECT prices, fee FROM plan_versions")).one()
+            assert '"up_to": 0.5' in stored[0].replace('":0.5', '": 0.5')
+            assert "0.000000001" in stored[0]
+            assert int(stored[1]) == 49_990_000_000
+        # And back: the tables go, every other row is as it was.
+        step_to(empty_database, "0008", down=True)
+        with empty_database.read() as conn:
+            assert every_row(conn) == at_0008
+            assert differences_at_0008(conn) == []
+        step_to(empty_database, "head")

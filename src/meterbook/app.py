@@ -19,6 +19,7 @@ from meterbook.api import (
     frontier_connect,
     metering,
     native,
+    plans,
     system,
     talkdesk,
 )
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         faraday.router,
         native.router,
         metering.router,
+        plans.router,
         billing.router,
         frontier.router,
         talkdesk.router,

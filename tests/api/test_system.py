@@ -160,6 +160,12 @@ class TestOpenApi:
             ("DELETE", "/v1/api_keys/{key_id}", "200", "ApiKeyOut", False),
             ("POST", "/v1/projects", "201", "ProjectOut", False),
             ("GET", "/v1/projects", "200", "ProjectOut", True),
+            ("GET", "/v1/plans", "200", "PlanOut", True),
+            ("GET", "/v1/plans/{code}", "200", "PlanOut", False),
+            ("PUT", "/v1/accounts/{account_id}/subscription", "200", "AccountSubscriptionOut", False),
+            ("DELETE", "/v1/accounts/{account_id}/subscription", "200", "AccountSubscriptionOut", False),
+            ("GET", "/v1/accounts/{account_id}/subscription", "200", "AccountSubscriptionOut", False),
+            ("GET", "/v1/accounts/{account_id}/prices", "200", "NegotiatedPricesOut", False),
             ("GET", "/healthz", "200", "Health", False),
         ],
     )

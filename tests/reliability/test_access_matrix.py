@@ -39,7 +39,7 @@ from meterbook.db import Database
 from meterbook.db.tables import metadata
 from meterbook.web.session import COOKIE as SESSION_COOKIE
 from tests.conftest import bearer
-from tests.reliability.world import FEATURE, PRODUCT, Keys, Org, build_bad_keys, build_org
+from tests.reliability.world import FEATURE, PLAN, PRODUCT, Keys, Org, build_bad_keys, build_org, plan_body
 
 INTRUDERS = ("other_org", "sibling", "child_on_parent")
 KEYLESS = ("revoked", "expired", "without_scope", "no_key")
@@ -225,6 +225,40 @@ ROUTES: dict[tuple[str, str], Row] = {
         kind=OPERATOR,
     ),
     ("GET", "/v1/products"): Row("usage:read", lambda v: ("/v1/products", None), everyone(200)),
+    # --- native: plans, subscriptions, negotiated prices --------------------------------------------------
+    # Every organization has a plan of the code PLAN: another organization's PUT changes its own.
+    ("PUT", "/v1/plans/{code}"): Row(
+        "catalog:write", lambda v: (f"/v1/plans/{PLAN}", plan_body()), {"other_org": 200}, kind=OPERATOR
+    ),
+    ("GET", "/v1/plans"): Row("billing:read", lambda v: ("/v1/plans", None), everyone(200)),
+    # The organization's own plan: its account keys read it, another organization finds nothing.
+    ("GET", "/v1/plans/{code}"): Row(
+        "billing:read",
+        lambda v: (f"/v1/plans/{v.private_plan}", None),
+        {"sibling": 200, "child_on_parent": 200},
+    ),
+    ("PUT", "/v1/accounts/{account_id}/subscription"): Row(
+        "billing:write",
+        lambda v: (f"/v1/accounts/{v.parent['id']}/subscription", {"plan": PLAN}),
+        kind=OPERATOR,
+    ),
+    ("DELETE", "/v1/accounts/{account_id}/subscription"): Row(
+        "billing:write", lambda v: (f"/v1/accounts/{v.parent['id']}/subscription", None), kind=OPERATOR
+    ),
+    ("GET", "/v1/accounts/{account_id}/subscription"): Row(
+        "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/subscription", None)
+    ),
+    ("PUT", "/v1/accounts/{account_id}/prices/{product_id}"): Row(
+        "billing:write",
+        lambda v: (
+            f"/v1/accounts/{v.parent['id']}/prices/{PRODUCT}",
+            {"price": {"model": "per_unit", "unit_price": "0.06"}},
+        ),
+        kind=OPERATOR,
+    ),
+    ("GET", "/v1/accounts/{account_id}/prices"): Row(
+        "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/prices", None)
+    ),
     # --- native: billing runs, invoices, payments ---------------------------------------------------------
     # A billing run covers a whole organization: an account key may not start one.
     ("POST", "/v1/billing_runs"): Row(

@@ -27,7 +27,7 @@ from meterbook.config import Settings
 from meterbook.db import Database
 from tests.conftest import bearer
 from tests.reliability.test_access_matrix import route_table, snapshot
-from tests.reliability.world import FEATURE, Org, build_org
+from tests.reliability.world import FEATURE, PLAN, PRODUCT, Org, build_org, plan_body
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 HOLE = "__HOSTILE__"
@@ -87,6 +87,17 @@ TEMPLATES: dict[tuple[str, str], Template] = {
         lambda v: {"description": "d", "unit_price": "0.5"},
         "unit_price",
         "description",
+    ),
+    ("PUT", "/v1/plans/{code}"): Template(lambda v: "/v1/plans/hostile", lambda v: plan_body(), "fee", "name"),
+    ("PUT", "/v1/accounts/{account_id}/subscription"): Template(
+        lambda v: f"/v1/accounts/{v.parent['id']}/subscription", lambda v: {"plan": PLAN}, "plan", "plan"
+    ),
+    ("DELETE", "/v1/accounts/{account_id}/subscription"): Template(lambda v: f"/v1/accounts/{HOLE}/subscription"),
+    ("PUT", "/v1/accounts/{account_id}/prices/{product_id}"): Template(
+        lambda v: f"/v1/accounts/{v.parent['id']}/prices/{PRODUCT}",
+        lambda v: {"price": {"model": "per_unit", "unit_price": "0.01"}},
+        "price.unit_price",
+        "price.model",
     ),
     ("POST", "/v1/billing_runs"): Template(
         lambda v: "/v1/billing_runs", lambda v: {"month": v.month}, "month", "month"

@@ -36,6 +36,23 @@ SCOPES = [
 ]
 PRODUCT = "TD-USG-TEL-UG-102213"
 FEATURE = "cohort.max_count"
+#: Every organization of the world has a plan of this code (and one of its own, ``Org.private_plan``).
+PLAN = "pro"
+TIERED = {
+    "model": "graduated",
+    "tiers": [{"up_to": 100, "unit_price": "0.07", "flat_fee": 1}, {"up_to": None, "unit_price": "0.05"}],
+}
+
+
+def plan_body() -> dict[str, Any]:
+    return {
+        "name": "Pro",
+        "currency": "USD",
+        "fee": "49.99",
+        "prices": {PRODUCT: TIERED},
+        "limits": {FEATURE: 5000},
+        "included_credits": {"amount": 100, "rollover": "none"},
+    }
 
 
 def ok(response: Any, *statuses: int) -> Any:
@@ -62,6 +79,7 @@ class Org:
     payment_id: str = ""
     usage_id: str = ""
     month: str = ""
+    private_plan: str = ""
 
     @property
     def id(self) -> str:
@@ -170,6 +188,18 @@ def build_org(client: TestClient, tenant: Tenant) -> Org:
                 "amount": "1.00",
                 "reference": f"wire {org.marker}",
             },
+            headers=headers,
+        )
+    )
+    # Plans (from this month, after the invoiced one): the parent on one, with a negotiated price of its own.
+    org.private_plan = f"private-{org.marker}"
+    for code in (PLAN, org.private_plan):
+        ok(client.put(f"/v1/plans/{code}", json=plan_body(), headers=headers))
+    ok(client.put(f"/v1/accounts/{org.parent['id']}/subscription", json={"plan": PLAN}, headers=headers))
+    ok(
+        client.put(
+            f"/v1/accounts/{org.parent['id']}/prices/{PRODUCT}",
+            json={"price": {"model": "per_unit", "unit_price": "0.06"}},
             headers=headers,
         )
     )

@@ -7,9 +7,9 @@ A key's kind bounds what it may do, whatever its scopes say:
   organization;
 - an **account key** is what a customer holds. It reads its account and subaccounts, reports their usage,
   creates subaccounts, keys and projects within its subtree, and changes the name, branding and e-mail of
-  the accounts it reaches. Everything that decides money (catalog, features, limits, credits, payments,
-  billing runs, voids, reverts, the money settings of an account, archiving, which ends its commitment)
-  is the operator's;
+  the accounts it reaches. Everything that decides money (catalog, plans, subscriptions, negotiated prices,
+  features, limits, credits, payments, billing runs, voids, reverts, the money settings of an account,
+  archiving, which ends its commitment) is the operator's;
 - the key of an **archived account** may read, never write.
 
 Each action names the scope it needs and whether it is the operator's. :func:`authorize` is the one check.
@@ -34,6 +34,7 @@ __all__ = [
     "MANAGE_CATALOG",
     "MANAGE_FEATURES",
     "MANAGE_KEYS",
+    "MANAGE_PLANS",
     "MANAGE_PROJECTS",
     "READ_ACCOUNTS",
     "READ_BILLING",
@@ -45,6 +46,7 @@ __all__ = [
     "REVERT_USAGE",
     "RUN_BILLING",
     "SET_LIMITS",
+    "SET_PRICES",
     "USE_CONSOLE",
     "VOID_INVOICES",
     "Action",
@@ -114,6 +116,10 @@ ARCHIVE_ACCOUNTS: Final = _operator_writes("archive accounts", "accounts:write")
 SET_LIMITS: Final = _operator_writes("set an account's feature limits", "accounts:write")
 MANAGE_FEATURES: Final = _operator_writes("change features", "catalog:write")
 MANAGE_CATALOG: Final = _operator_writes("change the catalog", "catalog:write")
+#: Plans and their versions are the organization's price lists, beside the catalog.
+MANAGE_PLANS: Final = _operator_writes("change plans", "catalog:write")
+#: Which plan an account is on, and its negotiated prices, decide what it pays.
+SET_PRICES: Final = _operator_writes("change an account's plan or negotiated prices", "billing:write")
 GRANT_CREDITS: Final = _operator_writes("grant credits", "billing:write")
 REVERT_USAGE: Final = _operator_writes("revert usage", "usage:write")
 RECORD_PAYMENTS: Final = _operator_writes("record payments", "billing:write")

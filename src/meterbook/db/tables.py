@@ -25,6 +25,7 @@ from sqlalchemy import (
 from meterbook.db.types import FixedDecimal, UtcDateTime
 
 __all__ = [
+    "account_prices",
     "accounts",
     "api_keys",
     "billing_history",
@@ -45,9 +46,12 @@ __all__ = [
     "organizations",
     "payment_allocations",
     "payments",
+    "plan_versions",
+    "plans",
     "product_prices",
     "products",
     "projects",
+    "subscriptions",
     "usage_events",
 ]
 
@@ -174,6 +178,70 @@ product_prices = Table(
     # The price holds from this instant until the next row's.
     Column("effective_from", UtcDateTime, primary_key=True),
     Column("unit_price", FixedDecimal(), nullable=False),
+)
+
+# --- plans, subscriptions and negotiated prices (CONTRACT §6) ---------------------------------------
+# Prices are stored as the JSON of their price model (``pricing.Price``), numbers written as their exact
+# decimal text by ``kit.jsontext``: never a float, never Numeric.
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("code", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "organization_id", "code", unique=True),
+)
+
+plan_versions = Table(
+    "plan_versions",
+    metadata,
+    Column("plan_id", Uuid, ForeignKey("plans.id"), primary_key=True),
+    # The first instant of a UTC month: the version holds from then until the next version's.
+    Column("effective_from", UtcDateTime, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # The fixed fee of a month on the plan.
+    Column("fee", FixedDecimal(), nullable=False),
+    # JSON: {product_id: price model}.
+    Column("prices", Text, nullable=False),
+    # JSON: {feature: limit, null for unlimited}.
+    Column("limits", Text, nullable=False),
+    # Whole credits granted each month; null: none. Rollover "none", "all" or "cap" (up to credits_rollover_cap).
+    Column("included_credits", BigInteger, nullable=True),
+    Column("credits_rollover", String(4), nullable=True),
+    Column("credits_rollover_cap", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("plan_id", Uuid, ForeignKey("plans.id"), nullable=False),
+    # In force from starts_at (inclusive) to ends_at (exclusive; null: until changed). An account's never overlap.
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "account_id", "starts_at", unique=True),
+    Index(None, "plan_id"),
+)
+
+account_prices = Table(
+    "account_prices",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id"), primary_key=True),
+    Column("product_id", String(100), primary_key=True),
+    # The first instant of a UTC month: the negotiated price holds from then until the next one's.
+    Column("effective_from", UtcDateTime, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    # JSON: the price model.
+    Column("price", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 # --- features --------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Plans with monthly versions, subscriptions and negotiated prices: which price applies (CONTRACT §6)."""

@@ -1,0 +1,354 @@
+"""The rules of plans, subscriptions and negotiated prices (CONTRACT §6).
+
+- A plan changes by versions, each from a month's first instant until the next version's. ``PUT`` of a plan adds
+  a version (or replaces the one from the same month); it is refused, naming ``effective_from``, when the months
+  it would hold for include an invoiced one: what an issued invoice was priced by never changes.
+- An account is on at most one plan at any instant. Moving it to a plan from ``starts_at`` ends what covers that
+  instant and drops what was scheduled later; a start on or before an invoiced month is refused.
+- A negotiated price of a product holds for one account from a month on, and beats its plan.
+- :func:`applicable_price` (``models``) is the one rule of which price applies; :func:`price_at` answers it
+  from the database.
+
+Every write takes the organization's usage lock shared, as ingestion does, so no billing run interleaves with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from meterbook.accounts import service as accounts
+from meterbook.accounts.models import Account, Principal
+from meterbook.accounts.reach import require_organization, resolve_account
+from meterbook.catalog import service as catalog
+from meterbook.catalog.models import Product
+from meterbook.db.locks import lock_organization_usage
+from meterbook.errors import FieldError, NotFound, ValidationFailed
+from meterbook.features import service as features
+from meterbook.kit.time import month_of, month_start, next_month, utcnow
+from meterbook.plans import repository
+from meterbook.plans.models import (
+    AccountTerms,
+    AppliedPrice,
+    IncludedCredits,
+    NegotiatedPrice,
+    Plan,
+    PlanVersion,
+    Subscription,
+    applicable_price,
+)
+from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
+
+__all__ = [
+    "AccountSubscriptions",
+    "account_terms",
+    "end_subscription",
+    "get_plan",
+    "list_plans",
+    "negotiated_prices",
+    "price_at",
+    "put_negotiated_price",
+    "put_plan",
+    "put_subscription",
+    "subscriptions",
+]
+
+
+@dataclass(frozen=True)
+class AccountSubscriptions:
+    account_id: uuid.UUID
+    #: The subscription in force now, if any.
+    current: Subscription | None
+    #: Those that start later, earliest first.
+    scheduled: tuple[Subscription, ...]
+
+
+def _this_month() -> datetime:
+    return month_start(month_of(utcnow()))
+
+
+def _invoiced_between(conn: Connection, organization_id: uuid.UUID, start: datetime, end: datetime | None) -> list[str]:
+    return repository.invoiced_months_between(
+        conn, organization_id, month_of(start), None if end is None else month_of(end)
+    )
+
+
+# --- plans -----------------------------------------------------------------------------------------
+
+
+def put_plan(conn: Connection, principal: Principal, code: str, data: PlanPut) -> tuple[Plan, bool]:
+    """Create the plan, or give it a version from ``effective_from``; nothing is written if anything is wrong.
+    True when the plan was created."""
+    organization_id = require_organization(principal)
+    lock_organization_usage(conn, organization_id, exclusive=False)
+    now = utcnow()
+    effective_from = data.effective_from or _this_month()
+    errors: list[FieldError] = []
+    products = catalog.products_by_id(conn, organization_id, data.prices)
+    for product_id in data.prices:
+        product = products.get(product_id)
+        if product is None:
+            errors.append(
+                FieldError(
+                    f"body.prices.{product_id}",
+                    f"no product {product_id!r} in the catalog: create it first (PUT /v1/products/{product_id})",
+                    "unknown_product",
+                )
+            )
+        elif product.currency != data.currency:
+            errors.append(
+                FieldError(
+                    f"body.prices.{product_id}",
+                    f"the product is sold in {product.currency}, the plan in {data.currency}: a plan prices only "
+                    "products of its currency",
+                    "currency_mismatch",
+                )
+            )
+    defined = features.features_by_name(conn, organization_id, data.limits)
+    errors += [
+        FieldError(
+            f"body.limits.{name}",
+            f"no feature {name!r}: define it first (PUT /v1/features/{name})",
+            "unknown_feature",
+        )
+        for name in data.limits
+        if name not in defined
+    ]
+    found = repository.list_plans(conn, organization_id, [code])
+    plan = found[0] if found else None
+    if plan is not None and plan.versions and plan.versions[0].currency != data.currency:
+        errors.append(
+            FieldError(
+                "body.currency",
+                f"plan {code!r} is in {plan.versions[0].currency}: every version of a plan has one currency "
+                "(make a new plan for another)",
+                "currency_mismatch",
+            )
+        )
+    later = [] if plan is None else [v.effective_from for v in plan.versions if v.effective_from > effective_from]
+    invoiced = _invoiced_between(conn, organization_id, effective_from, min(later) if later else None)
+    if invoiced:
+        errors.append(
+            FieldError(
+                "body.effective_from",
+                f"{', '.join(invoiced[:3])}{' …' if len(invoiced) > 3 else ''} "
+                f"{'is' if len(invoiced) == 1 else 'are'} already invoiced, and a version from "
+                f"{month_of(effective_from)} would change {'its' if len(invoiced) == 1 else 'their'} prices: "
+                f"start it in {next_month(invoiced[-1])} or later",
+                "month_invoiced",
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    if plan is None:
+        plan_id = repository.insert_plan(
+            conn,
+            {
+                "id": uuid.uuid4(),
+                "organization_id": organization_id,
+                "code": code,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    else:
+        plan_id = plan.id
+        repository.touch_plan(conn, plan_id, now)
+    credits = data.included_credits
+    repository.put_version(
+        conn,
+        plan_id,
+        PlanVersion(
+            effective_from=effective_from,
+            name=data.name,
+            currency=data.currency,
+            fee=data.fee,
+            prices=dict(data.prices),
+            limits=dict(data.limits),
+            included_credits=None if credits is None else IncludedCredits(credits.amount, credits.rollover),
+            created_at=now,
+        ),
+    )
+    return repository.list_plans(conn, organization_id, [code])[0], plan is None
+
+
+def list_plans(conn: Connection, principal: Principal) -> list[Plan]:
+    return repository.list_plans(conn, require_organization(principal))
+
+
+def get_plan(conn: Connection, principal: Principal, code: str) -> Plan:
+    found = repository.list_plans(conn, require_organization(principal), [code])
+    if not found:
+        raise NotFound(f"No plan with code {code!r} was found.")
+    return found[0]
+
+
+# --- subscriptions ---------------------------------------------------------------------------------
+
+
+def _view(conn: Connection, account: Account) -> AccountSubscriptions:
+    now = utcnow()
+    found = repository.subscriptions_of(conn, [account.id])
+    current = next((item for item in found if item.covers(now)), None)
+    return AccountSubscriptions(account.id, current, tuple(item for item in found if item.starts_at > now))
+
+
+def subscriptions(conn: Connection, principal: Principal, account_id: uuid.UUID) -> AccountSubscriptions:
+    """The account's subscription in force now and those scheduled to start later."""
+    return _view(conn, resolve_account(conn, principal, account_id))
+
+
+def put_subscription(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, data: SubscriptionPut
+) -> AccountSubscriptions:
+    """Put the account on ``data.plan`` from ``data.starts_at`` (default now) on, replacing what was there then."""
+    account = resolve_account(conn, principal, account_id)
+    organization_id = account.organization_id
+    lock_organization_usage(conn, organization_id, exclusive=False)
+    accounts.lock_accounts(conn, [account.id])  # one change of the account's plans at a time
+    starts_at = data.starts_at or utcnow()
+    found = repository.list_plans(conn, organization_id, [data.plan])
+    if not found:
+        raise ValidationFailed.field(
+            "body.plan", f"no plan with code {data.plan!r}: create it first (PUT /v1/plans/{data.plan})", "unknown_plan"
+        )
+    plan = found[0]
+    errors: list[FieldError] = []
+    if plan.versions and plan.versions[0].currency != account.currency:
+        errors.append(
+            FieldError(
+                "body.plan",
+                f"plan {plan.code!r} is in {plan.versions[0].currency}, the account in {account.currency}",
+                "currency_mismatch",
+            )
+        )
+    if plan.version_at(starts_at) is None:
+        first = plan.versions[0].effective_from if plan.versions else None
+        errors.append(
+            FieldError(
+                "body.starts_at",
+                f"plan {plan.code!r} has no version in force then"
+                + ("" if first is None else f": its first holds from {first:%Y-%m-%dT%H:%M:%SZ}; start at or after it"),
+                "plan_not_in_force",
+            )
+        )
+    invoiced = _invoiced_between(conn, organization_id, starts_at, None)
+    if invoiced:
+        errors.append(
+            FieldError(
+                "body.starts_at",
+                f"{invoiced[-1]} is already invoiced: a plan change can start in {next_month(invoiced[-1])} at the "
+                "earliest",
+                "month_invoiced",
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    existing = repository.subscriptions_of(conn, [account.id])
+    covering = next((item for item in existing if item.covers(starts_at)), None)
+    unchanged = (
+        covering is not None
+        and covering.plan_id == plan.id
+        and covering.ends_at is None
+        and not any(item.starts_at > starts_at for item in existing)
+    )
+    if not unchanged:
+        repository.end_subscriptions_at(conn, account.id, starts_at)
+        repository.insert_subscription(
+            conn,
+            {
+                "id": uuid.uuid4(),
+                "organization_id": organization_id,
+                "account_id": account.id,
+                "plan_id": plan.id,
+                "starts_at": starts_at,
+                "ends_at": None,
+                "created_at": utcnow(),
+            },
+        )
+    return _view(conn, account)
+
+
+def end_subscription(conn: Connection, principal: Principal, account_id: uuid.UUID) -> AccountSubscriptions:
+    """End the account's plan at the end of the current month; what was scheduled after it is dropped."""
+    account = resolve_account(conn, principal, account_id)
+    lock_organization_usage(conn, account.organization_id, exclusive=False)
+    accounts.lock_accounts(conn, [account.id])
+    now = utcnow()
+    end = month_start(next_month(month_of(now)))
+    existing = repository.subscriptions_of(conn, [account.id])
+    if not any(item.ends_at is None or item.ends_at > end for item in existing):
+        raise NotFound(f"Account {account.id} has no subscription that goes on past this month.")
+    repository.end_subscriptions_at(conn, account.id, end)
+    return _view(conn, account)
+
+
+# --- negotiated prices -----------------------------------------------------------------------------
+
+
+def put_negotiated_price(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, product_id: str, data: NegotiatedPricePut
+) -> tuple[NegotiatedPrice, bool]:
+    """Give the account its own price of the product from ``effective_from`` (default: this month). True when new."""
+    account = resolve_account(conn, principal, account_id)
+    organization_id = account.organization_id
+    lock_organization_usage(conn, organization_id, exclusive=False)
+    accounts.lock_accounts(conn, [account.id])
+    if product_id not in catalog.products_by_id(conn, organization_id, [product_id]):
+        raise NotFound(f"No product with id {product_id!r} was found.")
+    effective_from = data.effective_from or _this_month()
+    existing = repository.negotiated_prices(conn, [account.id], [product_id])
+    later = [item.effective_from for item in existing if item.effective_from > effective_from]
+    invoiced = _invoiced_between(conn, organization_id, effective_from, min(later) if later else None)
+    if invoiced:
+        raise ValidationFailed.field(
+            "body.effective_from",
+            f"{invoiced[-1]} is already invoiced, and this price would hold for it: start it in "
+            f"{next_month(invoiced[-1])} or later",
+            "month_invoiced",
+        )
+    price = NegotiatedPrice(account.id, product_id, effective_from, data.price, utcnow())
+    repository.put_negotiated_price(conn, organization_id, price)
+    created = not any(item.effective_from == effective_from for item in existing)
+    return price, created
+
+
+def negotiated_prices(conn: Connection, principal: Principal, account_id: uuid.UUID) -> list[NegotiatedPrice]:
+    """Every negotiated price of the account, by product, oldest first."""
+    account = resolve_account(conn, principal, account_id)
+    return repository.negotiated_prices(conn, [account.id])
+
+
+# --- which price applies ---------------------------------------------------------------------------
+
+
+def account_terms(
+    conn: Connection, organization_id: uuid.UUID, account_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, AccountTerms]:
+    """What decides the prices of each account (already known to be the organization's), in three queries."""
+    wanted = list(set(account_ids))
+    negotiated = repository.negotiated_prices(conn, wanted)
+    subscribed = repository.subscriptions_of(conn, wanted)
+    plan_ids = {item.plan_id for item in subscribed}
+    plans = {plan.id: plan for plan in repository.list_plans(conn, organization_id, ids=plan_ids)} if plan_ids else {}
+    return {
+        account_id: AccountTerms(
+            negotiated=[item for item in negotiated if item.account_id == account_id],
+            subscriptions=[item for item in subscribed if item.account_id == account_id],
+            plans=plans,
+        )
+        for account_id in wanted
+    }
+
+
+def price_at(
+    conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, product: Product, moment: datetime
+) -> AppliedPrice | None:
+    """Which price applies to the account's usage of ``product`` at ``moment``: its negotiated price, else its plan's
+    (the version in force then), else the catalog's. The rule is :func:`~meterbook.plans.models.applicable_price`."""
+    terms = account_terms(conn, organization_id, [account_id])[account_id]
+    return applicable_price(terms, product, moment)
