@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
+
+from meterbook.aggregates.models import Aggregate
 
 
 def ts(text: str) -> datetime:
@@ -45,3 +48,24 @@ def each(cases: dict[str, Any], check: Any) -> None:
         except AssertionError as error:
             failures.append(f"{name}: {error}")
     assert not failures, "\n".join(failures)
+
+
+def per_unit_aggregate(units: Decimal, unit_price: Decimal) -> Aggregate:
+    """A month's aggregate of ``units`` at today's flat ``unit_price``: what billing prices before price models."""
+    return Aggregate(
+        id="a",
+        account_id=uuid.UUID(int=1),
+        product_id="p",
+        aggr_product_id=None,
+        description="d",
+        month="2026-01",
+        type="OTHER",
+        direction=None,
+        resolution=None,
+        unit="unit",
+        currency="USD",
+        wallet_name=None,
+        price=unit_price,
+        number_of_units=units,
+        event_count=1,
+    )

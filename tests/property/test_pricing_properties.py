@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -31,8 +30,8 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from meterbook.aggregates.models import Aggregate
 from meterbook.pricing import Price, Priced, PriceModel, per_unit_price, price
+from tests.helpers import per_unit_aggregate
 
 PURE = settings(max_examples=300, deadline=None)
 PRICE: TypeAdapter[PriceModel] = TypeAdapter(Price)
@@ -273,23 +272,7 @@ class TestShapeOfTotals:
     @PURE
     @given(units=quantity, unit_price=money)
     def test_a_per_unit_price_prices_as_billing_does_today(self, units: Decimal, unit_price: Decimal) -> None:
-        aggregate = Aggregate(
-            id="a",
-            account_id=uuid.UUID(int=1),
-            product_id="p",
-            aggr_product_id=None,
-            description="d",
-            month="2026-01",
-            type="OTHER",
-            direction=None,
-            resolution=None,
-            unit="unit",
-            currency="USD",
-            wallet_name=None,
-            price=unit_price,
-            number_of_units=units,
-            event_count=1,
-        )
+        aggregate = per_unit_aggregate(units, unit_price)
         assert price(per_unit_price(unit_price), units).amount == aggregate.total_amount
 
 

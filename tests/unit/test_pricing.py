@@ -8,7 +8,6 @@ words, as a 400 would carry them (``api.explain.field_error`` renders them for t
 from __future__ import annotations
 
 import re
-import uuid
 from decimal import Decimal, Inexact
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from meterbook.aggregates.models import Aggregate
 from meterbook.api.explain import field_error
 from meterbook.catalog.schemas import ProductPut
 from meterbook.errors import ValidationFailed
@@ -37,6 +35,7 @@ from meterbook.pricing import (
 )
 from meterbook.pricing import schemas as pricing_schemas
 from meterbook.usage import schemas as usage_schemas
+from tests.helpers import per_unit_aggregate
 
 PRICE: TypeAdapter[Any] = TypeAdapter(Price)
 D = Decimal
@@ -201,23 +200,7 @@ class TestTodaysPrice:
         ("units", "unit_price"), [("12.5", "0.02"), ("0.000000001", "8999999999.999999999"), ("7", "0")]
     )
     def test_prices_as_billing_does_today(self, units: str, unit_price: str) -> None:
-        aggregate = Aggregate(
-            id="a",
-            account_id=uuid.uuid4(),
-            product_id="p",
-            aggr_product_id=None,
-            description="d",
-            month="2026-01",
-            type="OTHER",
-            direction=None,
-            resolution=None,
-            unit="unit",
-            currency="USD",
-            wallet_name=None,
-            price=D(unit_price),
-            number_of_units=D(units),
-            event_count=1,
-        )
+        aggregate = per_unit_aggregate(D(units), D(unit_price))
         assert price(per_unit_price(D(unit_price)), D(units)).amount == aggregate.total_amount
 
 

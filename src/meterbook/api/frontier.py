@@ -236,31 +236,28 @@ OptionalUuid = Annotated[
     uuid.UUID | None, BeforeValidator(_optional_uuid), WithJsonSchema({"type": "string", "format": "uuid"})
 ]
 UsageId = Annotated[str, BeforeValidator(_usage_id), WithJsonSchema({"type": "string", "format": "uuid"})]
-Amount = Annotated[
-    int,
-    BeforeValidator(_amount),
-    WithJsonSchema(
+
+
+def _int64_schema(minimum: int, description: str) -> WithJsonSchema:
+    """proto3 JSON's int64: a JSON number or a string of digits."""
+    return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "format": "int64", "minimum": 1},
+                {"type": "integer", "format": "int64", "minimum": minimum},
                 {"type": "string", "pattern": "^[0-9]+$"},
             ],
-            "description": "An int64 greater than zero, as a JSON number or a string.",
+            "description": description,
         }
-    ),
+    )
+
+
+Amount = Annotated[
+    int, BeforeValidator(_amount), _int64_schema(1, "An int64 greater than zero, as a JSON number or a string.")
 ]
 RevertAmount = Annotated[
     int,
     BeforeValidator(_revert_amount),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "format": "int64", "minimum": 0},
-                {"type": "string", "pattern": "^[0-9]+$"},
-            ],
-            "description": "An int64 of 0 or more, as a JSON number or a string; absent is 0.",
-        }
-    ),
+    _int64_schema(0, "An int64 of 0 or more, as a JSON number or a string; absent is 0."),
 ]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_as_none)]
 Ignored = Annotated[Any, WithJsonSchema({"type": "string", "description": "Accepted and ignored."})]
