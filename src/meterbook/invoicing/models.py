@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal
 
+from meterbook.pricing import TierCharge
+
 __all__ = [
     "HISTORY_ACTIONS",
     "HISTORY_TYPES",
@@ -18,11 +20,14 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
+    "UpcomingInvoice",
     "history_id",
 ]
 
 InvoiceStatus = Literal["open", "paid", "void"]
-LineKind = Literal["subscription", "usage"]
+#: ``subscription``: the account's commitment; ``fee``: a plan's fixed fee (prorated by days for part of a month);
+#: ``usage``: one product's usage under one price.
+LineKind = Literal["subscription", "fee", "usage"]
 HISTORY_TYPES: Final = ("charge", "payment", "refund")
 HISTORY_ACTIONS: Final = ("subscription", "usage", "payment", "void")
 
@@ -39,6 +44,8 @@ class InvoiceLine:
     #: The exact sum before rounding; ``amount`` is it rounded half away from zero to the minor unit.
     unrounded_amount: Decimal
     amount: Decimal
+    #: A usage line priced by a graduated or volume price: how its units went through the tiers.
+    tiers: tuple[TierCharge, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,21 @@ class Invoice:
     @property
     def amount_due(self) -> Decimal:
         return Decimal(0) if self.status != "open" else self.amount - self.amount_paid
+
+
+@dataclass(frozen=True)
+class UpcomingInvoice:
+    """What a billing run would invoice an account for a month if it ran now (one per currency): stored nowhere."""
+
+    account_id: uuid.UUID
+    currency: str
+    month: str
+    amount: Decimal
+    effective_date: datetime
+    due_date: datetime
+    lines: tuple[InvoiceLine, ...]
+    #: When it was computed: usage reported later changes it.
+    computed_at: datetime
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,15 @@ from meterbook.aggregates.models import Aggregate
 from meterbook.db.locks import lock_organization_usage
 from meterbook.errors import Conflict, FieldError, NotFound, ValidationFailed
 from meterbook.invoicing import repository
-from meterbook.invoicing.models import BillingRun, HistoryItem, HistoryPage, Invoice, InvoiceLine, history_id
+from meterbook.invoicing.models import (
+    BillingRun,
+    HistoryItem,
+    HistoryPage,
+    Invoice,
+    InvoiceLine,
+    UpcomingInvoice,
+    history_id,
+)
 from meterbook.invoicing.repository import HistoryOrder
 from meterbook.kit.ids import new_id
 from meterbook.kit.money import round_to_minor_unit
@@ -58,6 +66,7 @@ __all__ = [
     "refuse_invoiced_months",
     "run_billing",
     "settle",
+    "upcoming_invoices",
     "verify",
     "void",
 ]
@@ -262,6 +271,35 @@ def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: d
     for account_id, currency in sorted({(d.account_id, d.currency) for d in drafts} & waiting, key=str):
         settle(conn, organization_id, account_id, currency)
     return run
+
+
+def upcoming_invoices(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, month: str | None = None, now: datetime | None = None
+) -> list[UpcomingInvoice]:
+    """What a billing run of ``month`` (default: the current one) would invoice the account if it ran now, one per
+    currency, computed by the billing run's own code and stored nowhere. Empty when it would invoice nothing."""
+    now = now or utcnow()
+    account = resolve_account(conn, principal, account_id)
+    month = month or f"{now:%Y-%m}"
+    usage = [
+        aggregate
+        for aggregate in aggregates.month_usage(conn, account.organization_id, month)
+        if aggregate.account_id == account.id
+    ]
+    drafts = draft_invoices(account.organization_id, month, [AccountTerms.of(account)], usage, 0, now)
+    return [
+        UpcomingInvoice(
+            account_id=draft.account_id,
+            currency=draft.currency,
+            month=draft.month,
+            amount=draft.amount,
+            effective_date=draft.effective_date,
+            due_date=draft.due_date,
+            lines=draft.lines,
+            computed_at=now,
+        )
+        for draft in drafts
+    ]
 
 
 def bill(conn: Connection, principal: Principal, month: str) -> BillingRun:
