@@ -31,7 +31,17 @@ INVOICE_FIELDS = {
     "voided_at",
     "lines",
 }
-LINE_FIELDS = {"line", "kind", "product_id", "description", "quantity", "unit_price", "unrounded_amount", "amount"}
+LINE_FIELDS = {
+    "line",
+    "kind",
+    "product_id",
+    "description",
+    "quantity",
+    "unit_price",
+    "unrounded_amount",
+    "amount",
+    "tiers",
+}
 PAYMENT_FIELDS = {
     "id",
     "account_id",

@@ -320,8 +320,8 @@ def verify() -> None:
         console.print(f"[red]{len(differences)} differences[/red] ({result.checked} aggregates checked)")
         raise typer.Exit(1)
     console.print(
-        f"[green]No differences[/green]: {result.checked} aggregates, every credit balance and every invoice "
-        "match the raw rows."
+        f"[green]No differences[/green]: {result.checked} aggregates, {result.charges_checked} usage charges priced "
+        "again, every credit balance and every invoice match the raw rows."
     )
 
 

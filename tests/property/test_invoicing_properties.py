@@ -32,10 +32,12 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import event as label
 from hypothesis import strategies as st
 
+from meterbook.aggregates.charges import UsageCharge, charges
 from meterbook.aggregates.models import Aggregate
 from meterbook.invoicing import service as invoicing
 from meterbook.invoicing.service import AccountTerms, draft_invoices
 from meterbook.kit.money import CURRENCY_EXPONENTS
+from meterbook.plans.service import PriceBook
 from tests.billing import Billing, at, exact, months_ago
 from tests.conftest import Tenant, bearer
 from tests.helpers import rfc3339, ts
@@ -51,6 +53,11 @@ THROUGH_THE_API = settings(
     if os.environ.get("METERBOOK_TEST_SHRINK") == "1"
     else [Phase.explicit, Phase.reuse, Phase.generate],
 )
+
+
+def at_catalog_prices(usage: list[Aggregate]) -> list[UsageCharge]:
+    """The usage charges of aggregates priced by the catalog (no plan, no negotiated price)."""
+    return charges(PriceBook(negotiated={}, plans={}), usage)
 
 
 def rounded(amount: Decimal, currency: str) -> Decimal:
@@ -160,7 +167,9 @@ class TestDraftInvoices:
     @given(data=month_input(), first_number=st.integers(1, 10**6))
     def test_invoices_of_a_month(self, data, first_number):
         terms, aggregates = data
-        drafts = draft_invoices(uuid.UUID(int=99), MONTH, terms, aggregates, first_number, ISSUED)
+        drafts = draft_invoices(
+            uuid.UUID(int=99), MONTH, terms, at_catalog_prices(aggregates), [], first_number, ISSUED
+        )
 
         # One invoice per (account, currency) with anything to bill, in account order then by currency.
         usage: dict[tuple[uuid.UUID, str], dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
@@ -242,7 +251,9 @@ class TestDraftInvoices:
             Decimal(1),
             1,
         )
-        (invoice,) = draft_invoices(uuid.UUID(int=2), MONTH, [account], [aggregate], first_number, ISSUED)
+        (invoice,) = draft_invoices(
+            uuid.UUID(int=2), MONTH, [account], at_catalog_prices([aggregate]), [], first_number, ISSUED
+        )
         assert invoice.amount == (minor + 1) * unit
         assert invoice.number == first_number
 

@@ -32,7 +32,10 @@ class AggregateKey:
     unit: str
     currency: str
     wallet_name: str
+    #: The catalog's unit price in force when the usage occurred (0 when the catalog had none).
     price: Decimal
+    #: The id of the plan the account was on when the usage occurred, "" for none.
+    plan_id: str = ""
 
     @cached_property
     def id(self) -> str:
@@ -50,6 +53,9 @@ class AggregateKey:
             self.wallet_name,
             str(to_scaled(self.price)),
         ]
+        # Only when there is one, so that every aggregate rated before plans existed keeps its id.
+        if self.plan_id:
+            parts.append(self.plan_id)
         return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
@@ -73,13 +79,22 @@ class Aggregate:
     unit: str
     currency: str
     wallet_name: str | None
+    #: As stored: the catalog's unit price. Once priced (``aggregates.charges``) by a negotiated or plan price, the
+    #: row's amount divided by its units, rounded to the price scale (what the Talkdesk dialect shows).
     price: Decimal
     number_of_units: Decimal
     event_count: int
+    #: The plan the account was on when the usage occurred (its id), "" for none.
+    plan_id: str = ""
+    #: Set once priced by a negotiated or plan price (``aggregates.charges``): this row's exact part of the price
+    #: of its month's units under that price. None: priced by the catalog, units * price.
+    amount: Decimal | None = None
 
     @property
     def total_amount(self) -> Decimal:
-        """Exact: the price is part of the key, so the total is units * price with nothing rounded."""
+        """Exact, never rounded: the amount it was priced at, or at the catalog's price units * price."""
+        if self.amount is not None:
+            return self.amount
         # Units (up to 28 digits) times a price (up to 19) needs more than Decimal's default 28 digits.
         with localcontext(prec=_EXACT_DIGITS):
             return (self.number_of_units * self.price).normalize()

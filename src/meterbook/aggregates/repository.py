@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import operator
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, delete, func, not_, or_, select, update
 
 from meterbook.aggregates.models import Aggregate, AggregateKey, split_units
 from meterbook.aggregates.query import And, Comparison, Expr, Not, Operator, SortField
@@ -20,13 +21,18 @@ __all__ = [
     "account_aggregates",
     "accounts_month_aggregates",
     "add_increments",
+    "aggregates_by_id",
     "aggregates_query",
     "count",
     "fetch",
     "month_aggregates",
+    "months_of_accounts",
+    "move_events",
     "page_of",
+    "rated_events_since",
     "recompute_rows",
     "search_query",
+    "set_units",
     "stored_event_count",
     "stored_rows",
     "stored_units",
@@ -67,6 +73,7 @@ def increment(key: AggregateKey, units: Decimal, events: int) -> dict[str, Any]:
         "currency": key.currency,
         "wallet_name": key.wallet_name,
         "price": key.price,
+        "plan_id": key.plan_id,
         "units_whole": whole,
         "units_nanos": nanos,
         "event_count": events,
@@ -129,6 +136,7 @@ def _aggregate(row: Any) -> Aggregate:
         price=row.price,
         number_of_units=Aggregate.units_of(row.units_whole, row.units_nanos),
         event_count=int(row.event_count),
+        plan_id=row.plan_id,
     )
 
 
@@ -157,6 +165,27 @@ def accounts_month_aggregates(
         monthly_aggregates.c.product_id.in_(list(product_ids)),
     )
     return fetch(conn, statement.order_by(monthly_aggregates.c.id))
+
+
+def months_of_accounts(
+    conn: Connection, organization_id: uuid.UUID, account_months: Iterable[tuple[uuid.UUID, str]]
+) -> list[Aggregate]:
+    """Every aggregate of these (account, month) pairs: a few index ranges of (account, month, id, organization)."""
+    pairs = sorted(set(account_months), key=lambda pair: (str(pair[0]), pair[1]))
+    found: list[Aggregate] = []
+    # Bounded statements: SQLite allows at most 32766 parameters per statement.
+    for start in range(0, len(pairs), 1000):
+        chunk = pairs[start : start + 1000]
+        statement = aggregates_query(organization_id).where(
+            or_(
+                *(
+                    and_(monthly_aggregates.c.account_id == account_id, monthly_aggregates.c.month == month)
+                    for account_id, month in chunk
+                )
+            )
+        )
+        found += fetch(conn, statement.order_by(monthly_aggregates.c.id))
+    return found
 
 
 def month_aggregates(conn: Connection, organization_id: uuid.UUID, month: str) -> list[Aggregate]:
@@ -263,3 +292,55 @@ def page_of(statement: Select[Any], order_by: SortField, descending: bool, offse
         .where(monthly_aggregates.c.id.in_(page))
         .order_by(*ordering)
     )
+
+
+# --- re-rating after a plan change -----------------------------------------------------------------
+
+
+def rated_events_since(conn: Connection, account_id: uuid.UUID, since: datetime) -> list[Any]:
+    """The account's rated events that occurred at or after ``since``: (id, occurred_at, quantity, aggregate_id)."""
+    return list(
+        conn.execute(
+            select(
+                usage_events.c.id, usage_events.c.occurred_at, usage_events.c.quantity, usage_events.c.aggregate_id
+            ).where(
+                usage_events.c.account_id == account_id,
+                usage_events.c.occurred_at >= since,
+                usage_events.c.aggregate_id.is_not(None),
+            )
+        )
+    )
+
+
+def aggregates_by_id(conn: Connection, aggregate_ids: Sequence[str]) -> dict[str, Any]:
+    """The stored rows of these aggregates, locked on PostgreSQL until the transaction ends."""
+    found: dict[str, Any] = {}
+    for start in range(0, len(aggregate_ids), 5000):
+        statement = select(monthly_aggregates).where(monthly_aggregates.c.id.in_(aggregate_ids[start : start + 5000]))
+        if conn.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        found.update({row.id: row for row in conn.execute(statement.order_by(monthly_aggregates.c.id))})
+    return found
+
+
+def set_units(conn: Connection, aggregate_id: str, whole: int, nanos: int, events: int) -> None:
+    """An aggregate's units and event count as they now are; an aggregate of no event is removed."""
+    if events == 0:
+        conn.execute(delete(monthly_aggregates).where(monthly_aggregates.c.id == aggregate_id))
+    else:
+        conn.execute(
+            update(monthly_aggregates)
+            .where(monthly_aggregates.c.id == aggregate_id)
+            .values(units_whole=whole, units_nanos=nanos, event_count=events)
+        )
+
+
+def move_events(conn: Connection, account_id: uuid.UUID, moves: Sequence[tuple[str, str]]) -> None:
+    """Point each (event id, aggregate id) of the account at its new aggregate."""
+    if moves:
+        conn.execute(
+            update(usage_events)
+            .where(usage_events.c.account_id == account_id, usage_events.c.id == bindparam("event_id"))
+            .values(aggregate_id=bindparam("new_aggregate_id")),
+            [{"event_id": event_id, "new_aggregate_id": aggregate_id} for event_id, aggregate_id in moves],
+        )

@@ -9,15 +9,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
+from typing import Any
 
 from sqlalchemy import Connection
 
 from meterbook.accounts.models import Principal
 from meterbook.accounts.reach import resolve_account, resolve_accounts, within
-from meterbook.aggregates import query, repository
-from meterbook.aggregates.models import Aggregate, AggregateKey, month_of
+from meterbook.aggregates import charges, query, repository
+from meterbook.aggregates.charges import UsageCharge
+from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split_units
 from meterbook.catalog.models import Product
 from meterbook.errors import Conflict, Forbidden, InvalidInput, ValidationFailed
+from meterbook.plans import service as plans
 
 __all__ = [
     "MAX_UNITS",
@@ -28,8 +31,10 @@ __all__ = [
     "Verification",
     "account_usage",
     "add",
+    "month_charges",
     "month_usage",
     "rate",
+    "rerate_account",
     "search",
     "units_in_month",
     "usage_by_month",
@@ -57,11 +62,12 @@ def rate(
     quantity: Decimal,
     direction: str | None,
     resolution: str | None,
-) -> Rating | None:
-    """The rating of an event, or ``None`` when the product has no price in force at ``occurred_at``."""
+    plan_id: str = "",
+) -> Rating:
+    """The rating of an event: its aggregate, at the catalog's price in force at ``occurred_at`` (0 if none; a plan
+    or negotiated price may price it when read, see ``aggregates.charges``), under the plan the account was on then
+    (``plan_id``, "" for none)."""
     price = product.price_at(occurred_at)
-    if price is None:
-        return None
     key = AggregateKey(
         organization_id=organization_id,
         account_id=account_id,
@@ -73,14 +79,29 @@ def rate(
         unit=product.unit,
         currency=product.currency,
         wallet_name=product.wallet_name or "",
-        price=price,
+        price=Decimal(0) if price is None else price,
+        plan_id=plan_id,
     )
     return Rating(key=key, quantity=quantity)
 
 
 def month_usage(conn: Connection, organization_id: uuid.UUID, month: str) -> list[Aggregate]:
-    """Every aggregate of the organization in ``month`` (what a billing run invoices)."""
+    """Every aggregate of the organization in ``month``, as stored (units; not priced)."""
     return repository.month_aggregates(conn, organization_id, month)
+
+
+def month_charges(
+    conn: Connection, organization_id: uuid.UUID, month: str, account_id: uuid.UUID | None = None
+) -> list[UsageCharge]:
+    """What the usage of ``month`` costs, per account, product and price (what a billing run invoices); only
+    ``account_id``'s if given (the upcoming invoice)."""
+    if account_id is None:
+        usage = repository.month_aggregates(conn, organization_id, month)
+        book = charges.price_book_for(conn, organization_id, usage, whole_organization=True)
+    else:
+        usage = repository.months_of_accounts(conn, organization_id, [(account_id, month)])
+        book = charges.price_book_for(conn, organization_id, usage)
+    return charges.charges(book, usage)
 
 
 def add(conn: Connection, ratings: Sequence[Rating]) -> None:
@@ -110,6 +131,55 @@ def add(conn: Connection, ratings: Sequence[Rating]) -> None:
     repository.add_increments(conn, rows)
 
 
+def rerate_account(conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, since: datetime) -> int:
+    """After the account's plans changed from ``since`` on, move each of its events since then to the aggregate of
+    the plan it was on when the event occurred; the units follow. How many events moved.
+
+    Everything else of an event's rating (product, month, catalog price, direction, resolution) is unchanged, so
+    the new key is the old one with another plan. Called in the transaction that changes the subscription."""
+    events = repository.rated_events_since(conn, account_id, since)
+    if not events:
+        return 0
+    subscribed = plans.subscriptions_by_account(conn, [account_id]).get(account_id, [])
+    stored = repository.aggregates_by_id(conn, sorted({row.aggregate_id for row in events}))
+    moves: list[tuple[str, str]] = []
+    leaving: dict[str, list[Decimal]] = defaultdict(list)
+    arriving: dict[str, Rating] = {}
+    for event in events:
+        plan_id = next((str(item.plan_id) for item in subscribed if item.covers(event.occurred_at)), "")
+        old = stored[event.aggregate_id]
+        if old.plan_id == plan_id:
+            continue
+        key = AggregateKey(
+            organization_id=organization_id,
+            account_id=account_id,
+            product_id=old.product_id,
+            month=old.month,
+            type=old.type,
+            direction=old.direction,
+            resolution=old.resolution,
+            unit=old.unit,
+            currency=old.currency,
+            wallet_name=old.wallet_name,
+            price=old.price,
+            plan_id=plan_id,
+        )
+        quantity = Decimal(event.quantity)
+        leaving[old.id].append(quantity)
+        arriving[f"{event.id}"] = Rating(key=key, quantity=quantity)
+        moves.append((event.id, key.id))
+    # A fixed order of rows, as ingestion locks them (no deadlock on PostgreSQL).
+    for aggregate_id in sorted(leaving):
+        old = stored[aggregate_id]
+        with localcontext(prec=60):
+            left = Aggregate.units_of(old.units_whole, old.units_nanos) - sum(leaving[aggregate_id], Decimal(0))
+        whole, nanos = split_units(left)
+        repository.set_units(conn, aggregate_id, whole, nanos, int(old.event_count) - len(leaving[aggregate_id]))
+    add(conn, list(arriving.values()))
+    repository.move_events(conn, account_id, moves)
+    return len(moves)
+
+
 def account_usage(
     conn: Connection, principal: Principal, account_id: uuid.UUID, first: str | None, last: str | None
 ) -> list[Aggregate]:
@@ -120,7 +190,9 @@ def account_usage(
             "query.from", f"{first} is after to={last}; give from <= to, e.g. from={last}&to={first}", "range"
         )
     account = resolve_account(conn, principal, account_id)
-    return repository.account_aggregates(conn, account.organization_id, account.id, first, last)
+    found = repository.account_aggregates(conn, account.organization_id, account.id, first, last)
+    # Whole months of one account: every row a tiered price counts is here.
+    return charges.priced(charges.price_book_for(conn, account.organization_id, found), found)
 
 
 def units_in_month(
@@ -145,6 +217,8 @@ def units_in_month(
 class Verification:
     checked: int
     differences: list[str]
+    #: Usage charges (an account's units of a product in a month under one price) priced again from raw events.
+    charges_checked: int = 0
 
 
 def _plain(amount: Decimal) -> str:
@@ -155,37 +229,94 @@ def _plain(amount: Decimal) -> str:
 VERIFY_PROGRESS_STEP = 10_000
 
 
+def _stored(row: Any, units: Decimal | None = None) -> Aggregate:
+    return Aggregate(
+        id=row.id,
+        account_id=row.account_id,
+        product_id=row.product_id,
+        aggr_product_id=None,
+        description="",
+        month=row.month,
+        type=row.type,
+        direction=row.direction or None,
+        resolution=row.resolution or None,
+        unit=row.unit,
+        currency=row.currency,
+        wallet_name=row.wallet_name or None,
+        price=row.price,
+        number_of_units=Aggregate.units_of(row.units_whole, row.units_nanos) if units is None else units,
+        event_count=int(row.event_count),
+        plan_id=row.plan_id,
+    )
+
+
 def verify(conn: Connection, progress: Callable[[int, int], None] | None = None) -> Verification:
-    """Recompute every aggregate from the raw events and report each one that differs.
+    """Recompute every aggregate from the raw events, and every amount from the recomputed units, and report each
+    one that differs: an aggregate's units or events, an event rated under another plan than the one its account
+    was on when it occurred, a usage charge (tiered or not) whose price from raw events differs from the stored.
 
     ``progress``, if given, is called with (events read so far, events the aggregates count) as it goes.
     """
     recomputed: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
     expected = repository.stored_event_count(conn) if progress else 0
+    subscribed = plans.every_subscription(conn)
+    #: (account, occurred at) of an event of each aggregate, to check the plan it was rated under.
+    plan_of: dict[str, str] = {}
+    misplaced: list[str] = []
     read = 0
     for row in repository.recompute_rows(conn):
         units, events = recomputed[row.aggregate_id]
         recomputed[row.aggregate_id] = (units + Decimal(row.quantity), events + 1)
+        plan_id = next(
+            (str(item.plan_id) for item in subscribed.get(row.account_id, ()) if item.covers(row.occurred_at)), ""
+        )
+        if plan_of.setdefault(row.aggregate_id, plan_id) != plan_id and len(misplaced) < 100:
+            misplaced.append(row.aggregate_id)
         read += 1
         if progress and read % VERIFY_PROGRESS_STEP == 0:
             progress(read, expected)
     if progress:
         progress(read, expected)
     differences = []
+    differing: set[str] = set()
     checked = 0
+    stored_by_organization: dict[uuid.UUID, list[Aggregate]] = defaultdict(list)
+    raw_by_organization: dict[uuid.UUID, list[Aggregate]] = defaultdict(list)
     for row in repository.stored_rows(conn):
         checked += 1
         stored_units = Aggregate.units_of(row.units_whole, row.units_nanos)
         units, events = recomputed.pop(row.id, (Decimal(0), 0))
         if units != stored_units or events != row.event_count:
+            differing.add(row.id)
             differences.append(
                 f"aggregate {row.id} (account {row.account_id}, {row.product_id}, {row.month}): "
                 f"stored {_plain(stored_units)} units from {row.event_count} events, "
                 f"recomputed {_plain(units)} from {events}"
             )
+        if row.id in plan_of and plan_of[row.id] != row.plan_id:
+            differences.append(
+                f"aggregate {row.id} (account {row.account_id}, {row.product_id}, {row.month}) is rated under plan "
+                f"{row.plan_id or 'none'}, but its account was on plan {plan_of[row.id] or 'none'} when its events "
+                "occurred"
+            )
+        stored_by_organization[row.organization_id].append(_stored(row))
+        raw_by_organization[row.organization_id].append(_stored(row, units))
+    differences += [f"aggregate {found} holds events of more than one plan" for found in misplaced]
     for aggregate_id, (units, events) in recomputed.items():
         differences.append(f"aggregate {aggregate_id} is missing: {events} events with {_plain(units)} units name it")
-    return Verification(checked=checked, differences=differences)
+    charges_checked = 0
+    for organization_id, stored in stored_by_organization.items():
+        book = charges.price_book_for(conn, organization_id, stored, whole_organization=True)
+        raw = charges.charges(book, raw_by_organization[organization_id])
+        for kept, fresh in zip(charges.charges(book, stored), raw, strict=True):
+            charges_checked += 1
+            # An aggregate already reported different makes its charge differ too: said once.
+            if kept.amount != fresh.amount and not any(row.id in differing for row in kept.aggregates):
+                differences.append(
+                    f"usage of {kept.product_id} by account {kept.account_id} in {kept.month}: the stored units cost "
+                    f"{_plain(kept.amount)} {kept.currency}, the raw events {_plain(fresh.amount)}"
+                )
+    return Verification(checked=checked, differences=differences, charges_checked=charges_checked)
 
 
 #: The one answer to a search that names an account the key does not reach, whether it exists elsewhere or not.
@@ -219,7 +350,8 @@ def search(
     offset = (page - 1) * per_page
     if offset >= total:
         return [], total
-    return repository.fetch(conn, repository.page_of(statement, order_by, descending, offset, per_page)), total
+    found = repository.fetch(conn, repository.page_of(statement, order_by, descending, offset, per_page))
+    return charges.priced_rows(conn, organization_id, found), total
 
 
 # --- the console -----------------------------------------------------------------------------------

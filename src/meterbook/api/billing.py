@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from meterbook import metrics
 from meterbook.accounts import access
@@ -19,11 +19,13 @@ from meterbook.api.auth import authorized
 from meterbook.api.faraday import ERROR_RESPONSES
 from meterbook.api.routing import DialectRoute, JsonNumber, reading, respond, writing
 from meterbook.invoicing import service as invoicing
-from meterbook.invoicing.models import BillingRun, Invoice, InvoiceLine
+from meterbook.invoicing.models import BillingRun, Invoice, InvoiceLine, UpcomingInvoice
 from meterbook.invoicing.schemas import MONTH_PATTERN, BillingRunIn
+from meterbook.kit.time import utcnow
 from meterbook.payments import service as payments
 from meterbook.payments.models import Payment
 from meterbook.payments.schemas import PaymentIn
+from meterbook.pricing import TierCharge
 
 __all__ = ["InvoiceOut", "PaymentOut", "router"]
 
@@ -46,19 +48,60 @@ class BillingRunOut(BaseModel):
         return cls(**vars(run))
 
 
+class TierOut(BaseModel):
+    """One tier's part of a graduated or volume price."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: JsonNumber = Field(alias="from", description="The tier counts the units above this many.")
+    up_to: JsonNumber | None = Field(description="...up to and including this many; null for the last tier.")
+    units: JsonNumber = Field(description="The units in this tier (for a volume price, every unit).")
+    unit_price: JsonNumber
+    flat_fee: JsonNumber
+    amount: JsonNumber = Field(description="units × unit_price + flat_fee, exact.")
+
+    @classmethod
+    def of(cls, tier: TierCharge) -> TierOut:
+        return cls(
+            from_=tier.from_,
+            up_to=tier.up_to,
+            units=tier.units,
+            unit_price=tier.unit_price,
+            flat_fee=tier.flat_fee,
+            amount=tier.amount,
+        )
+
+
 class InvoiceLineOut(BaseModel):
     line: int
-    kind: Literal["subscription", "usage"] = Field(description="The commitment, or one product's usage.")
+    kind: Literal["subscription", "fee", "usage"] = Field(
+        description="The commitment, a plan's fee (prorated by days for part of a month), or one product's usage "
+        "under one price."
+    )
     product_id: str | None
     description: str
-    quantity: JsonNumber
-    unit_price: JsonNumber | None = Field(description="null when the month's usage was rated at several prices.")
+    quantity: JsonNumber = Field(description="Units of usage; for a fee, 1 for the whole month, else the days.")
+    unit_price: JsonNumber | None = Field(
+        description="null when the usage has no one unit price (tiers, packages, several catalog prices) and for a "
+        "fee of part of a month."
+    )
     unrounded_amount: JsonNumber = Field(description="The exact amount before rounding.")
     amount: JsonNumber = Field(description="Rounded half away from zero to the currency's minor unit.")
+    tiers: list[TierOut] = Field(description="How a graduated or volume price's units went through its tiers; [].")
 
     @classmethod
     def of(cls, line: InvoiceLine) -> InvoiceLineOut:
-        return cls(**vars(line))
+        return cls(
+            line=line.line,
+            kind=line.kind,
+            product_id=line.product_id,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            unrounded_amount=line.unrounded_amount,
+            amount=line.amount,
+            tiers=[TierOut.of(tier) for tier in line.tiers],
+        )
 
 
 class InvoiceOut(BaseModel):
@@ -101,6 +144,36 @@ class InvoiceOut(BaseModel):
 
 class InvoicesOut(BaseModel):
     invoices: list[InvoiceOut]
+
+
+class UpcomingInvoiceOut(BaseModel):
+    account_id: uuid.UUID
+    currency: str
+    month: str
+    amount: JsonNumber = Field(description="The sum of the lines.")
+    effective_date: datetime
+    due_date: datetime
+    lines: list[InvoiceLineOut]
+
+    @classmethod
+    def of(cls, invoice: UpcomingInvoice) -> UpcomingInvoiceOut:
+        return cls(
+            account_id=invoice.account_id,
+            currency=invoice.currency,
+            month=invoice.month,
+            amount=invoice.amount,
+            effective_date=invoice.effective_date,
+            due_date=invoice.due_date,
+            lines=[InvoiceLineOut.of(line) for line in invoice.lines],
+        )
+
+
+class UpcomingInvoicesOut(BaseModel):
+    month: str
+    computed_at: datetime = Field(description="Usage reported later changes what the month's run will invoice.")
+    invoices: list[UpcomingInvoiceOut] = Field(
+        description="One per currency the account would be invoiced in; [] when there is nothing to invoice."
+    )
 
 
 class AllocationOut(BaseModel):
@@ -169,6 +242,24 @@ def list_invoices(
     with reading(request) as conn:
         found = invoicing.list_invoices(conn, principal, account_id=account_id, status=status, month=month)
     return respond(InvoicesOut(invoices=[InvoiceOut.of(invoice, with_lines=False) for invoice in found]))
+
+
+@router.get("/accounts/{account_id}/invoices/upcoming", response_model=UpcomingInvoicesOut)
+def upcoming_invoice(
+    request: Request, principal: BillingReader, account_id: uuid.UUID, month: Month = None
+) -> Response:
+    """What a billing run of `month` (default: the current UTC month) would invoice the account if it ran now:
+    computed by the billing run's own code, stored nowhere."""
+    now = utcnow()
+    with reading(request) as conn:
+        found = invoicing.upcoming_invoices(conn, principal, account_id, month, now)
+    return respond(
+        UpcomingInvoicesOut(
+            month=month or f"{now:%Y-%m}",
+            computed_at=now,
+            invoices=[UpcomingInvoiceOut.of(invoice) for invoice in found],
+        )
+    )
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut)

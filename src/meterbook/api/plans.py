@@ -24,6 +24,7 @@ from meterbook.plans import service as plans
 from meterbook.plans.models import IncludedCredits, NegotiatedPrice, Plan, PlanVersion, Subscription
 from meterbook.plans.schemas import PLAN_CODE, NegotiatedPricePut, PlanPut, SubscriptionPut
 from meterbook.pricing import PriceModel
+from meterbook.usage import service as usage
 
 __all__ = ["router"]
 
@@ -197,7 +198,7 @@ def put_subscription(
 ) -> Response:
     """Put the account on a plan from `starts_at` (default now), replacing what it was on from then."""
     with writing(request) as conn:
-        found = plans.put_subscription(conn, principal, account_id, body)
+        found = usage.put_subscription(conn, principal, account_id, body)
     return respond(AccountSubscriptionOut.of(found))
 
 
@@ -205,7 +206,7 @@ def put_subscription(
 def end_subscription(request: Request, principal: PriceSetter, account_id: uuid.UUID) -> Response:
     """End the account's plan at the end of the current month (UTC)."""
     with writing(request) as conn:
-        found = plans.end_subscription(conn, principal, account_id)
+        found = usage.end_subscription(conn, principal, account_id)
     return respond(AccountSubscriptionOut.of(found))
 
 

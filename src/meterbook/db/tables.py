@@ -333,7 +333,11 @@ monthly_aggregates = Table(
     Column("currency", String(3), nullable=False),
     Column("wallet_name", String(100), nullable=False),
     Column("price", FixedDecimal(), nullable=False),
-    # number_of_units = units_whole + units_nanos / 10**9, exact; total_amount = number_of_units * price.
+    # The plan the account was on when the usage occurred (its id), "" for none: tiers count a month's units per
+    # plan. Which price applies is decided when read (docs/pricing.md): a negotiated price or the plan version of
+    # the month, else the catalog's `price` above.
+    Column("plan_id", String(36), nullable=False),
+    # number_of_units = units_whole + units_nanos / 10**9, exact; at the catalog's price, total = units * price.
     Column("units_whole", BigInteger, nullable=False),
     Column("units_nanos", BigInteger, nullable=False),
     Column("event_count", BigInteger, nullable=False),
@@ -445,7 +449,7 @@ invoice_lines = Table(
     metadata,
     Column("invoice_id", Uuid, ForeignKey("invoices.id"), primary_key=True),
     Column("line", Integer, primary_key=True),
-    # subscription (the commitment) | usage (one product)
+    # subscription (the commitment) | fee (a plan's fixed fee) | usage (one product under one price)
     Column("kind", String(16), nullable=False),
     Column("product_id", String(100), nullable=True),
     Column("description", String(255), nullable=False),
@@ -455,6 +459,8 @@ invoice_lines = Table(
     # The exact sum before rounding, kept so that the rounding can be checked.
     Column("unrounded_amount", Text, nullable=False),
     Column("amount", FixedDecimal(BILLED), nullable=False),
+    # A tiered usage line's breakdown: JSON text, numbers as exact decimal text; null for other lines.
+    Column("tiers", Text, nullable=True),
 )
 
 payments = Table(

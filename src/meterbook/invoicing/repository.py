@@ -38,8 +38,10 @@ from meterbook.db.tables import (
 )
 from meterbook.db.upsert import insert_for
 from meterbook.invoicing.models import BillingRun, HistoryItem, Invoice, InvoiceLine
+from meterbook.kit import jsontext
 from meterbook.kit.fields import INT64_MAX
 from meterbook.kit.time import as_utc
+from meterbook.pricing import TierCharge
 
 __all__ = [
     "HistoryOrder",
@@ -167,10 +169,50 @@ def insert_invoices(conn: Connection, new_invoices: Sequence[Invoice]) -> None:
                 "unit_price": line.unit_price,
                 "unrounded_amount": format(line.unrounded_amount, "f"),
                 "amount": line.amount,
+                "tiers": _dump_tiers(line.tiers),
             }
             for invoice in new_invoices
             for line in invoice.lines
         ],
+    )
+
+
+def _dump_tiers(tiers: Sequence[TierCharge]) -> str | None:
+    """A line's tier breakdown as JSON text, every number its exact decimal text; None for a line without tiers."""
+    if not tiers:
+        return None
+    return jsontext.dumps(
+        [
+            {
+                "from": tier.from_,
+                "up_to": tier.up_to,
+                "units": tier.units,
+                "unit_price": tier.unit_price,
+                "flat_fee": tier.flat_fee,
+                "amount": tier.amount,
+            }
+            for tier in tiers
+        ]
+    ).decode()
+
+
+def _load_tiers(text: str | None) -> tuple[TierCharge, ...]:
+    if not text:
+        return ()
+
+    def number(value: Any) -> Decimal:
+        return Decimal(str(value))
+
+    return tuple(
+        TierCharge(
+            from_=number(tier["from"]),
+            up_to=None if tier["up_to"] is None else number(tier["up_to"]),
+            units=number(tier["units"]),
+            unit_price=number(tier["unit_price"]),
+            flat_fee=number(tier["flat_fee"]),
+            amount=number(tier["amount"]),
+        )
+        for tier in jsontext.loads(text)
     )
 
 
@@ -190,6 +232,7 @@ def _lines(conn: Connection, invoice_id: uuid.UUID) -> list[InvoiceLine]:
             unit_price=row.unit_price,
             unrounded_amount=Decimal(row.unrounded_amount),
             amount=row.amount,
+            tiers=_load_tiers(row.tiers),
         )
         for row in conn.execute(statement)
     ]

@@ -28,7 +28,7 @@ from meterbook.accounts.access import authorize
 from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.reach import require_organization, resolve_account, within
 from meterbook.aggregates import service as aggregates
-from meterbook.aggregates.models import Aggregate
+from meterbook.aggregates.charges import UsageCharge
 from meterbook.db.locks import lock_organization_usage
 from meterbook.errors import Conflict, FieldError, NotFound, ValidationFailed
 from meterbook.invoicing import repository
@@ -48,6 +48,8 @@ from meterbook.kit.time import format_rfc3339, month_start, next_month, utcnow
 from meterbook.payments import service as payments
 from meterbook.payments.models import Payment
 from meterbook.payments.schemas import PaymentIn
+from meterbook.plans import service as plans
+from meterbook.plans.models import FeePart
 
 __all__ = [
     "SUBSCRIPTION_DESCRIPTION",
@@ -117,21 +119,38 @@ def _plain(value: Decimal) -> Decimal:
         return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized
 
 
-def _usage_line(number: int, product_id: str, usage: Sequence[Aggregate], currency: str) -> InvoiceLine:
-    with localcontext(prec=_EXACT_DIGITS):
-        quantity = _plain(sum((aggregate.number_of_units for aggregate in usage), Decimal(0)))
-        # Sums of exact totals keep the longest fraction (0.005 + 0.005 = 0.010): shown as 0.01, like all money.
-        exact = _plain(sum((aggregate.total_amount for aggregate in usage), Decimal(0)))
-    prices = {aggregate.price for aggregate in usage}
+def _usage_line(number: int, charge: UsageCharge) -> InvoiceLine:
+    description = charge.description
+    if charge.applied is not None and charge.applied.source == "plan":
+        description = f"{description} ({charge.applied.plan_code} plan)"
+    elif charge.applied is not None:
+        description = f"{description} (negotiated price)"
     return InvoiceLine(
         line=number,
         kind="usage",
-        product_id=product_id,
-        description=usage[0].description,
-        quantity=quantity,
-        unit_price=prices.pop() if len(prices) == 1 else None,
-        unrounded_amount=exact,
-        amount=round_to_minor_unit(exact, currency),
+        product_id=charge.product_id,
+        description=description[:255],
+        quantity=charge.units,
+        unit_price=charge.unit_price,
+        unrounded_amount=charge.amount,
+        amount=round_to_minor_unit(charge.amount, charge.currency),
+        tiers=charge.tiers,
+    )
+
+
+def _fee_line(number: int, month: str, part: FeePart) -> InvoiceLine:
+    whole = part.days == part.month_days
+    share = "" if whole else f", {part.days} of {part.month_days} days"
+    return InvoiceLine(
+        line=number,
+        kind="fee",
+        product_id=None,
+        description=f"{part.plan_name} plan ({part.plan_code}), {month}{share}"[:255],
+        quantity=Decimal(1) if whole else Decimal(part.days),
+        unit_price=part.fee if whole else None,
+        # A part of a month is the difference of two roundings (plans.models.fee_parts): that is its exact amount.
+        unrounded_amount=part.fee if whole else part.amount,
+        amount=part.amount,
     )
 
 
@@ -139,20 +158,26 @@ def draft_invoices(
     organization_id: uuid.UUID,
     month: str,
     terms: Sequence[AccountTerms],
-    usage: Sequence[Aggregate],
+    usage: Sequence[UsageCharge],
+    fees: Sequence[FeePart],
     first_number: int,
     issued_at: datetime,
 ) -> list[Invoice]:
     """The invoices of a month, numbered from ``first_number``: pure, so that its rules can be tested alone.
 
-    ``terms`` lists accounts oldest first; invoices are numbered in that order, then by currency.
+    ``terms`` lists accounts oldest first; invoices are numbered in that order, then by currency. Lines: the
+    commitment, each plan fee (by days on the plan), then each product's usage under each price.
     """
-    usage_by_owner: dict[tuple[uuid.UUID, str], dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
+    usage_by_owner: dict[tuple[uuid.UUID, str], list[UsageCharge]] = defaultdict(list)
+    fees_by_owner: dict[tuple[uuid.UUID, str], list[FeePart]] = defaultdict(list)
     # Per account, so that finding an account's currencies does not scan every account's usage.
     currencies_by_account: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for aggregate in usage:
-        usage_by_owner[(aggregate.account_id, aggregate.currency)][aggregate.product_id].append(aggregate)
-        currencies_by_account[aggregate.account_id].add(aggregate.currency)
+    for charge in usage:
+        usage_by_owner[(charge.account_id, charge.currency)].append(charge)
+        currencies_by_account[charge.account_id].add(charge.currency)
+    for part in fees:
+        fees_by_owner[(part.account_id, part.currency)].append(part)
+        currencies_by_account[part.account_id].add(part.currency)
     effective = month_start(next_month(month))
     drafts: list[Invoice] = []
     for account in terms:
@@ -175,8 +200,10 @@ def draft_invoices(
                         amount=round_to_minor_unit(account.monthly_cost, currency),
                     )
                 )
-            for product_id, product_usage in sorted(usage_by_owner.get((account.id, currency), {}).items()):
-                lines.append(_usage_line(len(lines) + 1, product_id, product_usage, currency))
+            for part in fees_by_owner.get((account.id, currency), ()):
+                lines.append(_fee_line(len(lines) + 1, month, part))
+            for charge in usage_by_owner.get((account.id, currency), ()):
+                lines.append(_usage_line(len(lines) + 1, charge))
             amount = sum((line.amount for line in lines), Decimal(0))
             drafts.append(
                 Invoice(
@@ -201,6 +228,26 @@ def draft_invoices(
     return drafts
 
 
+def month_drafts(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    month: str,
+    owners: Sequence[Account],
+    first_number: int,
+    now: datetime,
+    *,
+    whole_organization: bool,
+) -> list[Invoice]:
+    """What a billing run of ``month`` invoices ``owners`` (every account of the organization, or one for the
+    upcoming invoice): the one computation both use."""
+    only = None if whole_organization else owners[0].id
+    usage = aggregates.month_charges(conn, organization_id, month, only)
+    fees = plans.month_fees(conn, organization_id, month, {owner.id: owner.archived_at for owner in owners}, only)
+    return draft_invoices(
+        organization_id, month, [AccountTerms.of(owner) for owner in owners], usage, fees, first_number, now
+    )
+
+
 def _charges(invoice: Invoice, account_name: str) -> list[tuple[HistoryItem, uuid.UUID | None, str | None]]:
     return [
         (
@@ -209,7 +256,8 @@ def _charges(invoice: Invoice, account_name: str) -> list[tuple[HistoryItem, uui
                 account_id=invoice.account_id,
                 account_name=account_name,
                 type="charge",
-                action=line.kind,
+                # A plan's fee is a subscription charge, as the Cloudflare history names one.
+                action="subscription" if line.kind == "fee" else line.kind,
                 description=line.description,
                 occurred_at=invoice.issued_at,
                 amount=line.amount,
@@ -242,14 +290,8 @@ def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: d
     if existing is not None:
         return existing
     all_accounts = accounts.organization_accounts(conn, organization_id)
-    drafts = draft_invoices(
-        organization_id,
-        month,
-        [AccountTerms.of(account) for account in all_accounts],
-        aggregates.month_usage(conn, organization_id, month),
-        repository.last_invoice_number(conn, organization_id) + 1,
-        now,
-    )
+    first_number = repository.last_invoice_number(conn, organization_id) + 1
+    drafts = month_drafts(conn, organization_id, month, all_accounts, first_number, now, whole_organization=True)
     problems = repository.too_large_to_store(drafts)
     if problems:
         # Refused whole, with what is too large, rather than failing on the database's integer range.
@@ -281,12 +323,7 @@ def upcoming_invoices(
     now = now or utcnow()
     account = resolve_account(conn, principal, account_id)
     month = month or f"{now:%Y-%m}"
-    usage = [
-        aggregate
-        for aggregate in aggregates.month_usage(conn, account.organization_id, month)
-        if aggregate.account_id == account.id
-    ]
-    drafts = draft_invoices(account.organization_id, month, [AccountTerms.of(account)], usage, 0, now)
+    drafts = month_drafts(conn, account.organization_id, month, [account], 0, now, whole_organization=False)
     return [
         UpcomingInvoice(
             account_id=draft.account_id,

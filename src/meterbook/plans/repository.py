@@ -27,6 +27,7 @@ __all__ = [
     "negotiated_prices",
     "put_negotiated_price",
     "put_version",
+    "subscriptions_during",
     "subscriptions_of",
     "touch_plan",
 ]
@@ -133,13 +134,43 @@ _SUBSCRIPTIONS = select(subscriptions, plans.c.code.label("plan_code")).join(
 )
 
 
-def subscriptions_of(conn: Connection, account_ids: Iterable[uuid.UUID]) -> list[Subscription]:
-    """The subscriptions of the accounts, by account, earliest first."""
-    rows = conn.execute(
-        _SUBSCRIPTIONS.where(subscriptions.c.account_id.in_(list(account_ids))).order_by(
-            subscriptions.c.account_id, subscriptions.c.starts_at
+def subscriptions_of(conn: Connection, account_ids: Iterable[uuid.UUID] | None) -> list[Subscription]:
+    """The subscriptions of the accounts (None: of every account), by account, earliest first."""
+    statement = _SUBSCRIPTIONS
+    if account_ids is not None:
+        statement = statement.where(subscriptions.c.account_id.in_(list(account_ids)))
+    rows = conn.execute(statement.order_by(subscriptions.c.account_id, subscriptions.c.starts_at)).all()
+    return [
+        Subscription(
+            id=row.id,
+            account_id=row.account_id,
+            plan_id=row.plan_id,
+            plan_code=row.plan_code,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            created_at=row.created_at,
         )
-    ).all()
+        for row in rows
+    ]
+
+
+def subscriptions_during(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    first: datetime,
+    end: datetime,
+    account_id: uuid.UUID | None = None,
+) -> list[Subscription]:
+    """The organization's (or one account's) subscriptions in force at some instant from ``first`` to ``end``
+    (exclusive), by account, earliest first."""
+    statement = _SUBSCRIPTIONS.where(
+        subscriptions.c.organization_id == organization_id,
+        subscriptions.c.starts_at < end,
+        or_(subscriptions.c.ends_at.is_(None), subscriptions.c.ends_at > first),
+    )
+    if account_id is not None:
+        statement = statement.where(subscriptions.c.account_id == account_id)
+    rows = conn.execute(statement.order_by(subscriptions.c.account_id, subscriptions.c.starts_at)).all()
     return [
         Subscription(
             id=row.id,
@@ -175,10 +206,18 @@ def insert_subscription(conn: Connection, values: Mapping[str, Any]) -> None:
 
 
 def negotiated_prices(
-    conn: Connection, account_ids: Iterable[uuid.UUID], product_ids: Iterable[str] | None = None
+    conn: Connection,
+    account_ids: Iterable[uuid.UUID] | None,
+    product_ids: Iterable[str] | None = None,
+    *,
+    organization_id: uuid.UUID | None = None,
 ) -> list[NegotiatedPrice]:
-    """The negotiated prices of the accounts, by account and product, oldest first."""
-    statement = select(account_prices).where(account_prices.c.account_id.in_(list(account_ids)))
+    """The negotiated prices of the accounts (None: of every account of ``organization_id``), by account and
+    product, oldest first."""
+    if account_ids is None:
+        statement = select(account_prices).where(account_prices.c.organization_id == organization_id)
+    else:
+        statement = select(account_prices).where(account_prices.c.account_id.in_(list(account_ids)))
     if product_ids is not None:
         statement = statement.where(account_prices.c.product_id.in_(list(product_ids)))
     rows = conn.execute(

@@ -15,7 +15,8 @@ Every write takes the organization's usage lock shared, as ingestion does, so no
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,27 +35,35 @@ from meterbook.plans import repository
 from meterbook.plans.models import (
     AccountTerms,
     AppliedPrice,
+    FeePart,
     IncludedCredits,
     NegotiatedPrice,
     Plan,
     PlanVersion,
     Subscription,
     applicable_price,
+    contracted_price,
+    fee_parts,
 )
 from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
 
 __all__ = [
     "AccountSubscriptions",
+    "PriceBook",
     "account_terms",
     "end_subscription",
+    "every_subscription",
     "get_plan",
     "list_plans",
+    "month_fees",
     "negotiated_prices",
     "price_at",
+    "price_book",
     "put_negotiated_price",
     "put_plan",
     "put_subscription",
     "subscriptions",
+    "subscriptions_by_account",
 ]
 
 
@@ -352,3 +361,71 @@ def price_at(
     (the version in force then), else the catalog's. The rule is :func:`~meterbook.plans.models.applicable_price`."""
     terms = account_terms(conn, organization_id, [account_id])[account_id]
     return applicable_price(terms, product, moment)
+
+
+def every_subscription(conn: Connection) -> dict[uuid.UUID, list[Subscription]]:
+    """Every account's subscriptions, earliest first (what ``verify`` rates raw events with)."""
+    return subscriptions_by_account(conn, None)
+
+
+def subscriptions_by_account(
+    conn: Connection, account_ids: Iterable[uuid.UUID] | None
+) -> dict[uuid.UUID, list[Subscription]]:
+    """Each account's subscriptions, earliest first (an account on no plan is left out): what rating needs to know
+    which plan an event's account was on when it occurred."""
+    found: dict[uuid.UUID, list[Subscription]] = defaultdict(list)
+    for subscription in repository.subscriptions_of(conn, account_ids):
+        found[subscription.account_id].append(subscription)
+    return dict(found)
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """The negotiated prices and plans that price usage rated by plan (what ``aggregates.charges`` reads)."""
+
+    negotiated: Mapping[uuid.UUID, Sequence[NegotiatedPrice]]
+    #: By id as text, as aggregates name them.
+    plans: Mapping[str, Plan]
+
+    def contracted(self, account_id: uuid.UUID, plan_id: str, product_id: str, moment: datetime) -> AppliedPrice | None:
+        """:func:`~meterbook.plans.models.contracted_price` of the account on that plan ("" for none)."""
+        return contracted_price(self.negotiated.get(account_id, ()), self.plans.get(plan_id), product_id, moment)
+
+
+def price_book(
+    conn: Connection, organization_id: uuid.UUID, account_ids: Iterable[uuid.UUID] | None, plan_ids: Iterable[str]
+) -> PriceBook:
+    """The negotiated prices of these accounts (None: of all the organization's) and these plans, in two queries."""
+    negotiated: dict[uuid.UUID, list[NegotiatedPrice]] = defaultdict(list)
+    for found in repository.negotiated_prices(
+        conn, None if account_ids is None else list(set(account_ids)), organization_id=organization_id
+    ):
+        negotiated[found.account_id].append(found)
+    wanted = {uuid.UUID(plan_id) for plan_id in plan_ids if plan_id}
+    plans = {str(plan.id): plan for plan in repository.list_plans(conn, organization_id, ids=wanted)} if wanted else {}
+    return PriceBook(negotiated=dict(negotiated), plans=plans)
+
+
+def month_fees(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    month: str,
+    archived: Mapping[uuid.UUID, datetime | None],
+    account_id: uuid.UUID | None = None,
+) -> list[FeePart]:
+    """The plan fees of ``month`` of the organization's accounts (or of one), by account, prorated by days
+    (:func:`~meterbook.plans.models.fee_parts`). ``archived`` gives each account's archiving time, which ends its
+    plans; an account it does not name is not charged."""
+    first, end = month_start(month), month_start(next_month(month))
+    found = repository.subscriptions_during(conn, organization_id, first, end, account_id)
+    plan_ids = {subscription.plan_id for subscription in found}
+    plans = {plan.id: plan for plan in repository.list_plans(conn, organization_id, ids=plan_ids)} if plan_ids else {}
+    by_account: dict[uuid.UUID, list[Subscription]] = defaultdict(list)
+    for subscription in found:
+        by_account[subscription.account_id].append(subscription)
+    return [
+        part
+        for owner, owned in by_account.items()
+        if owner in archived
+        for part in fee_parts(first, end, owned, plans, archived[owner])
+    ]

@@ -1,11 +1,11 @@
 """Ingestion: a batch of events is applied whole, exactly once per event id, or not at all.
 
-In one transaction: validate every reference and rate each event that names a product (the price
-in force when it occurred), insert the events whose ids are new (bulk, with ``ON CONFLICT DO
-NOTHING``), tell duplicates from conflicts by the content's fingerprint, then apply the new events'
-effects: monthly aggregates, credit debits (never below credit_min) and feature counts (never above
-the limit). New events dated in an invoiced month refuse the batch (invariant 9). Any refusal
-raises, and the caller's transaction rolls everything back.
+In one transaction: validate every reference and rate each event that names a product (the catalog's
+price in force when it occurred, the plan its account was on then), insert the events whose ids are new
+(bulk, with ``ON CONFLICT DO NOTHING``), tell duplicates from conflicts by the content's fingerprint,
+then apply the new events' effects: monthly aggregates, credit debits (never below credit_min) and
+feature counts (never above the limit). New events dated in an invoiced month refuse the batch
+(invariant 9). Any refusal raises, and the caller's transaction rolls everything back.
 """
 
 from __future__ import annotations
@@ -24,20 +24,33 @@ from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import month_of
 from meterbook.aggregates.service import Rating
 from meterbook.catalog import service as catalog
+from meterbook.catalog.models import Product
 from meterbook.errors import Conflict, FieldError, ValidationFailed
 from meterbook.features import service as features
 from meterbook.features.models import UsageDelta
 from meterbook.invoicing import service as invoicing
 from meterbook.kit import jsontext
 from meterbook.kit.fingerprint import fingerprint
-from meterbook.kit.time import utcnow
+from meterbook.kit.time import month_start, next_month, utcnow
 from meterbook.ledger import service as ledger
 from meterbook.ledger.models import UsageDebit
+from meterbook.plans import service as plans
+from meterbook.plans.models import Subscription, applicable_price
+from meterbook.plans.schemas import SubscriptionPut
+from meterbook.plans.service import AccountSubscriptions
 from meterbook.usage import repository
 from meterbook.usage.repository import EventKey
 from meterbook.usage.schemas import EventIn
 
-__all__ = ["FUTURE_TOLERANCE", "IngestResult", "event_fingerprint", "ingest", "ingest_group"]
+__all__ = [
+    "FUTURE_TOLERANCE",
+    "IngestResult",
+    "end_subscription",
+    "event_fingerprint",
+    "ingest",
+    "ingest_group",
+    "put_subscription",
+]
 
 #: How far ahead of the server's clock an event may be dated (clients' clocks drift).
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -78,6 +91,14 @@ def event_fingerprint(event: EventIn) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def _plan_at(subscriptions: Sequence[Subscription], moment: datetime) -> str:
+    """The id (as text) of the plan the account was on at ``moment``, "" for none."""
+    for subscription in subscriptions:
+        if subscription.covers(moment):
+            return str(subscription.plan_id)
+    return ""
+
+
 def _check_and_rate(
     conn: Connection, principal: Principal, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime
 ) -> list[Rating | None]:
@@ -90,6 +111,18 @@ def _check_and_rate(
     feature_names = {event.feature for event in events if event.type == "feature" and event.feature is not None}
     known_features = features.features_by_name(conn, organization_id, feature_names) if feature_names else {}
     latest = now + FUTURE_TOLERANCE
+    # Which plan each event's account was on when it occurred: one query for the batch.
+    subscribed = plans.subscriptions_by_account(conn, archived) if product_ids else {}
+    contracted: dict[tuple[uuid.UUID, str, str], bool] = {}
+
+    def _has_contracted_price(account_id: uuid.UUID, product: Product, moment: datetime) -> bool:
+        """Whether a negotiated or plan price prices usage the catalog does not (rare: read only then)."""
+        memo = (account_id, product.product_id, month_of(moment))
+        if memo not in contracted:
+            terms = plans.account_terms(conn, organization_id, [account_id])[account_id]
+            contracted[memo] = applicable_price(terms, product, moment) is not None
+        return contracted[memo]
+
     # A batch names few aggregates: rate each (account, product, month, price, ...) once, not each event.
     keys: dict[tuple[object, ...], Rating] = {}
     for index, event in enumerate(events):
@@ -112,6 +145,7 @@ def _check_and_rate(
             else:
                 occurred_at = event.occurred_at or now
                 price = product.price_at(occurred_at)
+                plan_id = _plan_at(subscribed.get(event.account_id, ()), occurred_at)
                 memo = (
                     event.account_id,
                     event.product_id,
@@ -120,9 +154,11 @@ def _check_and_rate(
                     price,
                     event.direction,
                     event.resolution,
+                    plan_id,
                 )
                 rated = keys.get(memo)
-                if rated is None:
+                priced = price is not None or _has_contracted_price(event.account_id, product, occurred_at)
+                if rated is None and priced:
                     rated = aggregates.rate(
                         organization_id,
                         event.account_id,
@@ -131,9 +167,9 @@ def _check_and_rate(
                         event.quantity,
                         event.direction,
                         event.resolution,
+                        plan_id,
                     )
-                    if rated is not None:
-                        keys[memo] = rated
+                    keys[memo] = rated
                 if rated is None:
                     errors.append(
                         FieldError(
@@ -329,3 +365,26 @@ def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequenc
     ]
     if feature_uses:
         features.apply_usage(conn, organization_id, feature_uses)
+
+
+# --- plan changes ----------------------------------------------------------------------------------
+
+
+def put_subscription(
+    conn: Connection, principal: Principal, account_id: uuid.UUID, data: SubscriptionPut
+) -> AccountSubscriptions:
+    """Put the account on a plan (``plans.service.put_subscription``) and re-rate what it reported from then on:
+    usage is priced by the plan in force when it occurred, also when the change is dated back."""
+    since = data.starts_at or utcnow()
+    found = plans.put_subscription(conn, principal, account_id, data)
+    aggregates.rerate_account(conn, require_organization(principal), found.account_id, since)
+    return found
+
+
+def end_subscription(conn: Connection, principal: Principal, account_id: uuid.UUID) -> AccountSubscriptions:
+    """End the account's plan at the end of this month (``plans.service.end_subscription``) and re-rate what it
+    reported from then on (events may be dated a few minutes ahead)."""
+    found = plans.end_subscription(conn, principal, account_id)
+    end = month_start(next_month(month_of(utcnow())))
+    aggregates.rerate_account(conn, require_organization(principal), found.account_id, end)
+    return found
