@@ -1,11 +1,17 @@
 """``meterbook demo``: a believable organization to try every call against, and a guide to calling it.
 
 Besides the organization, its accounts, a subaccount and projects, the demo defines features with limits
-(and one account's override), a small product catalog with a dated price change, credit grants, three
-months of metered, credit and feature usage (and a year of metered history before them, for the web
-console's chart, with accounts near and at their feature limits), invoices for the two months that have
-ended (one of them voided) and payments (one invoice paid, one partly, money paid ahead), all through the
-services, as any other caller would.
+(and one account's override), a small product catalog with a dated price change, three plans (Starter with
+graduated tiers of API calls, Growth with volume tiers, Scale with SMS in packages; each with a fee, limits
+and included credits), credit grants, three months of metered, credit and feature usage (and a year of
+metered history before them, for the web console's chart, with accounts near and at their feature limits),
+invoices for the two months that have ended (one of them voided) and payments (one invoice paid, one partly,
+money paid ahead), all through the services, as any other caller would.
+
+Globex is on Scale and Umbrella on Starter from their contracts' start; Umbrella moved to Growth on the 16th
+of last month, so that month's invoice has a prorated fee of each plan; Globex negotiated its own price of
+calls from last month on, which beats its plan's. The plans are in USD, the catalog's currency (a plan prices
+only products of its own), so the EUR accounts, Initech and Globex Europe, stay on the catalog's prices.
 
 It is a story, told from the moment the organization was created (the anchor) backwards, and its dates agree
 with each other: each account's contract starts before its first usage, credits are granted when the contract
@@ -17,7 +23,11 @@ Running it again reuses the demo organization and mints fresh keys (keys are sho
 else is written idempotently: grants and events carry fixed ids, and their content is dated from the
 organization's creation, so a second run sends exactly the same grants and events and adds nothing. Payments
 and the void are sent only by the run that invoiced the months, so an organization seeded by an earlier demo
-keeps its own.
+keeps its own. So are the plans, subscriptions and the negotiated price, for another reason: they are dated
+back into the months the demo invoices, and what an invoice was priced by never changes, so the services
+refuse them once those months are invoiced. They are written before the usage and before the billing runs,
+by the run that makes those runs; a later run (or an organization seeded by a demo that had no plans) leaves
+the plans as they are.
 """
 
 from __future__ import annotations
@@ -55,12 +65,25 @@ from meterbook.ledger import service as ledger
 from meterbook.ledger.schemas import CreditGrant
 from meterbook.payments import service as payments
 from meterbook.payments.schemas import PaymentIn
+from meterbook.plans import service as plans
+from meterbook.plans.models import NegotiatedPrice, Plan, Subscription
+from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
+from meterbook.pricing import GraduatedPrice, PerUnitPrice, PriceModel, VolumePrice
 from meterbook.usage import service as usage
 from meterbook.usage.schemas import EventIn
 
 __all__ = ["DemoData", "print_guide", "seed"]
 
 DEMO_ORGANIZATION = "Acme Cloud (meterbook demo)"
+
+
+@dataclass(frozen=True)
+class AccountPlans:
+    """An account's plans and its own prices, for the guide."""
+
+    name: str
+    subscriptions: list[Subscription]
+    negotiated: list[NegotiatedPrice]
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,8 @@ class UsageSummary:
     payments: int = 0
     #: The months this run invoiced (empty when an earlier run had).
     billed_now: list[str] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+    terms: list[AccountPlans] = field(default_factory=list)
 
 
 @dataclass
@@ -129,6 +154,68 @@ GRANTS = {
 #: The shell variable that names each demo account in the guide's export lines (and the docs' examples).
 ACCOUNT_VARIABLES = {GLOBEX: "GLOBEX", INITECH: "INITECH", UMBRELLA: "UMBRELLA", GLOBEX_EU: "GLOBEX_EU"}
 SPARE_KEY_NAME = "initech-etl (old, to revoke)"
+#: The plans, one price model each (docs/pricing.md), as ``PUT /v1/plans/{code}`` takes them. In USD, the
+#: catalog's currency: a plan prices only products of its own, so the EUR accounts stay on the catalog's prices.
+STARTER, GROWTH, SCALE = "starter", "growth", "scale"
+PLANS: dict[str, dict[str, Any]] = {
+    # 1,000 API calls a month free, then the list price, and less above 100,000.
+    STARTER: {
+        "name": "Starter",
+        "currency": "USD",
+        "fee": "19",
+        "prices": {
+            API_CALLS: {
+                "model": "graduated",
+                "tiers": [
+                    {"up_to": 1000, "unit_price": "0"},
+                    {"up_to": 100_000, "unit_price": "0.0004"},
+                    {"up_to": None, "unit_price": "0.0003"},
+                ],
+            }
+        },
+        "limits": {"seats": 15, "cohort.max_count": 5, "api.monthly_calls": 50_000},
+        "included_credits": {"amount": 500, "rollover": "none"},
+    },
+    # Every API call of the month at the price of the tier the month's total falls in.
+    GROWTH: {
+        "name": "Growth",
+        "currency": "USD",
+        "fee": "99",
+        "prices": {
+            API_CALLS: {
+                "model": "volume",
+                "tiers": [
+                    {"up_to": 10_000, "unit_price": "0.00035"},
+                    {"up_to": 100_000, "unit_price": "0.0003"},
+                    {"up_to": None, "unit_price": "0.0002"},
+                ],
+            }
+        },
+        # The defaults, stated: Umbrella, on Growth now, stays near its API limit and at its cohort limit.
+        "limits": {"seats": 25, "cohort.max_count": 10, "api.monthly_calls": 100_000},
+        "included_credits": {"amount": 2_000, "rollover": 1_000},
+    },
+    # SMS in packages of 1,000 (each package started is charged whole), and calls below the list price.
+    SCALE: {
+        "name": "Scale",
+        "currency": "USD",
+        "fee": "499",
+        "prices": {
+            SMS: {"model": "package", "package_size": 1000, "package_price": "5"},
+            CALLS: {"model": "per_unit", "unit_price": "0.055"},
+        },
+        "limits": {"seats": 100, "cohort.max_count": 25, "api.monthly_calls": None},
+        "included_credits": {"amount": 10_000, "rollover": "all"},
+    },
+}
+#: Who is on which plan from its contract's start: Globex on Scale, Umbrella on Starter until it outgrew it.
+PLAN_OF = {GLOBEX: SCALE, UMBRELLA: STARTER}
+#: Umbrella moved to Growth on the 16th of last month (months before the anchor's, day), so that month's invoice
+#: has a prorated fee of each plan.
+PLAN_CHANGE = (UMBRELLA, GROWTH, 1, 16)
+#: Globex's own price of calls from last month on (months before the anchor's), when the catalog's went up: it
+#: beats its plan's 0.055.
+NEGOTIATED = (GLOBEX, CALLS, {"model": "per_unit", "unit_price": "0.05"}, 1)
 
 
 def _month_start(moment: datetime, months_back: int = 0) -> datetime:
@@ -239,6 +326,42 @@ def _put_features(conn: Connection, org: Principal, by_name: dict[str, Account])
     account_name, feature, limit = SEATS_OVERRIDE
     if account_name in by_name:
         features.set_limit(conn, org, by_name[account_name].id, feature, limit)
+
+
+def _plan_change_at(anchor: datetime) -> datetime:
+    _, _, months_back, day = PLAN_CHANGE
+    return _month_start(anchor, months_back) + timedelta(days=day - 1)
+
+
+def _put_plans(conn: Connection, org: Principal, anchor: datetime, by_name: dict[str, Account]) -> bool:
+    """The plans, who is on them and Globex's negotiated price, dated back into the story; True when written now.
+
+    They hold from the first month of usage, so every invoice the demo issues is priced by them. What an invoice
+    was priced by never changes: the services refuse a plan version, a subscription or a negotiated price that
+    would hold for an invoiced month. So they are written only before the story's months are invoiced, by the
+    run that invoices them; an organization whose months are invoiced already (a second run, or one seeded by an
+    earlier demo) keeps what it has.
+    """
+    first = _month_start(anchor, HISTORY_MONTHS - 1)
+    if any(run.month >= f"{first:%Y-%m}" for run in invoicing.list_billing_runs(conn, org)):
+        return False
+    for code, content in PLANS.items():
+        plans.put_plan(conn, org, code, PlanPut.model_validate(content | {"effective_from": first}))
+    for account_name, code in PLAN_OF.items():
+        account = by_name.get(account_name)
+        if account is not None:
+            starts_at = max(as_utc(account.contract_started_at), first)
+            plans.put_subscription(conn, org, account.id, SubscriptionPut(plan=code, starts_at=starts_at))
+    account_name, code, _, _ = PLAN_CHANGE
+    changed = by_name.get(account_name)
+    if changed is not None:
+        plans.put_subscription(conn, org, changed.id, SubscriptionPut(plan=code, starts_at=_plan_change_at(anchor)))
+    account_name, product_id, price, months_back = NEGOTIATED
+    negotiating = by_name.get(account_name)
+    if negotiating is not None:
+        data = NegotiatedPricePut.model_validate({"price": price, "effective_from": _month_start(anchor, months_back)})
+        plans.put_negotiated_price(conn, org, negotiating.id, product_id, data)
+    return True
 
 
 def _grant_credits(conn: Connection, org: Principal, by_name: dict[str, Account]) -> None:
@@ -372,6 +495,8 @@ def _seed_usage(conn: Connection, org: Principal, anchor: datetime) -> UsageSumm
     by_name = {account.name: account for account in accounts.list_accounts(conn, org) if account.archived_at is None}
     _put_catalog(conn, org, anchor)
     _put_features(conn, org, by_name)
+    # Before the usage (priced by the plans in force when it occurred) and before the months are invoiced.
+    _put_plans(conn, org, anchor, by_name)
     _grant_credits(conn, org, by_name)
     events = _usage_events(anchor, by_name)
     accepted = usage.ingest(conn, org, events).accepted if events else 0
@@ -389,7 +514,19 @@ def _seed_usage(conn: Connection, org: Principal, anchor: datetime) -> UsageSumm
         invoices=invoicing.list_invoices(conn, org),
         payments=len(payments.list_payments(conn, org)),
         billed_now=billed_now,
+        plans=plans.list_plans(conn, org),
+        terms=_terms(conn, org, by_name),
     )
+
+
+def _terms(conn: Connection, org: Principal, by_name: dict[str, Account]) -> list[AccountPlans]:
+    """Each account's plans (oldest first) and negotiated prices, for the accounts that have any."""
+    terms = plans.account_terms(conn, require_organization(org), [account.id for account in by_name.values()])
+    found = [
+        AccountPlans(name, list(terms[account.id].subscriptions), list(terms[account.id].negotiated))
+        for name, account in by_name.items()
+    ]
+    return [item for item in found if item.subscriptions or item.negotiated]
 
 
 def _bill_and_collect(
@@ -449,7 +586,11 @@ def _bill_and_collect(
     umbrella_older = invoice_of(UMBRELLA, older)
     if umbrella_older is not None:
         invoicing.void(conn, org, umbrella_older.id)
-        paid("demo-payment-4", UMBRELLA, invoice_of(UMBRELLA, newer), Decimal(50), 3, "card UMB-5")
+        # A round sum, more than the newer invoice (whatever its plans' fees make it): the rest is paid ahead.
+        umbrella_newer = invoice_of(UMBRELLA, newer)
+        if umbrella_newer is not None:
+            ahead = (umbrella_newer.amount // 100 + 1) * 100
+            paid("demo-payment-4", UMBRELLA, umbrella_newer, ahead, 3, "card UMB-5")
     return months, billed_now
 
 
@@ -586,6 +727,7 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
     for name, value, what in tour_variables(base_url, demo):
         line(f"  export {name}={value}  # {what}")
     first_month, last_month = _usage_months(demo.usage)
+    umbrella = next((a for a in demo.accounts if a.name == UMBRELLA and a.archived_at is None), first)
     console.print("\n[bold]Try[/bold] (in that terminal, while the server runs):", soft_wrap=True)
     examples = [
         f'curl -s $MB/v1/accounts/{first.id} -H "Authorization: Bearer $KEY"',
@@ -615,6 +757,11 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         f'curl -s $MB/v1/accounts/current/billing -H "Authorization: Bearer {demo.account_key}"',
         'curl -s "$MB/client/v4/user/billing/history?per_page=5" '
         f'-H "X-Auth-Email: {first.email}" -H "X-Auth-Key: {demo.account_key}"',
+        f"# Plans (docs/pricing.md): each with its versions; {umbrella.name}'s plan now; what a billing run of this "
+        f"month would invoice {first.name} so far",
+        'curl -s $MB/v1/plans -H "Authorization: Bearer $KEY"',
+        f'curl -s $MB/v1/accounts/{umbrella.id}/subscription -H "Authorization: Bearer $KEY"',
+        f'curl -s $MB/v1/accounts/{first.id}/invoices/upcoming -H "Authorization: Bearer $KEY"',
         "# Frontier dialect: credit balance and transactions",
         f"curl -s $MB/v1beta1/organizations/{demo.organization_id}/billing/{first.id}/balance "
         '-H "Authorization: Bearer $KEY"',
@@ -633,6 +780,19 @@ def _print_usage(line: Callable[[str], None], summary: UsageSummary) -> None:
     for name, limit, reset in summary.features:
         shown = "unlimited" if limit is None else f"limit {limit}" + (" a month" if reset == "monthly" else "")
         line(f"  feature           {name} ({shown})")
+    for plan in summary.plans:
+        version = plan.versions[-1]
+        priced = "; ".join(f"{product_id} {_price_text(price)}" for product_id, price in version.prices.items())
+        line(f"  plan              {plan.code}  {version.name}: {version.fee} {version.currency} a month; {priced}")
+    for account in summary.terms:
+        if account.subscriptions:
+            held = ", then ".join(f"{item.plan_code} from {item.starts_at:%Y-%m-%d}" for item in account.subscriptions)
+            line(f"  subscription      {account.name}: {held}")
+        for negotiated in account.negotiated:
+            line(
+                f"  negotiated price  {account.name}: {negotiated.product_id} {_price_text(negotiated.price)} "
+                f"from {negotiated.effective_from:%Y-%m-%d}"
+            )
     added = f"{summary.new_events} added now" if summary.new_events else "all there already"
     line(
         f"  usage             {summary.events} events from {summary.first_event:%Y-%m-%d} "
@@ -646,6 +806,15 @@ def _print_usage(line: Callable[[str], None], summary: UsageSummary) -> None:
             f"  invoices          {len(summary.invoices)} for {months} ({states['open']} open, "
             f"{states['paid']} paid, {states['void']} void); {summary.payments} payments; {done}"
         )
+
+
+def _price_text(price: PriceModel) -> str:
+    """``at 0.05 a unit``, ``graduated in 3 tiers``, ``volume in 3 tiers``, ``5 per package of 1000``."""
+    if isinstance(price, PerUnitPrice):
+        return f"at {price.unit_price} a unit"
+    if isinstance(price, GraduatedPrice | VolumePrice):
+        return f"{price.model} in {len(price.tiers)} tiers"
+    return f"{price.package_price} per package of {price.package_size}"
 
 
 def _months_text(months: list[str]) -> str:
