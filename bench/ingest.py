@@ -1130,12 +1130,20 @@ def main(argv: list[str] | None = None) -> int:
             tiered.events_per_second / run.events_per_second for run, tiered in zip(runs, tiered_runs, strict=True)
         ]
         tiered_median = statistics.median(run.events_per_second for run in tiered_runs)
+        # The same comparison by the server's CPU per event (per-unit / tiered): steadier than rates on a busy machine.
+        cpu_ratios = [
+            (run.server_cpu_seconds / run.events) / (tiered.server_cpu_seconds / tiered.events)
+            for run, tiered in zip(runs, tiered_runs, strict=True)
+            if run.server_cpu_seconds and tiered.server_cpu_seconds
+        ]
         tiered_summary = {
             **(subscribed or {}),
             "median_events_per_second": tiered_median,
             "per_unit_median_events_per_second": median,
             "ratio_median": statistics.median(ratios),
             "ratios": ratios,
+            "cpu_ratio_median": statistics.median(cpu_ratios) if cpu_ratios else None,
+            "cpu_ratios": cpu_ratios,
             "median_p99_ms": statistics.median(run.p99_ms for run in tiered_runs),
             "runs": [asdict(run) for run in tiered_runs],
         }
@@ -1143,6 +1151,12 @@ def main(argv: list[str] | None = None) -> int:
             f"tiered    {tiered_median:,.0f} events/s (median, accounts on a graduated plan) against {median:,.0f} "
             f"per-unit; tiered/per-unit ratio {statistics.median(ratios):.2f} "
             f"(median of each run's, {' / '.join(f'{r:.2f}' for r in ratios)})"
+            + (
+                f"; by server CPU per event, per-unit/tiered {statistics.median(cpu_ratios):.2f} "
+                f"({' / '.join(f'{r:.2f}' for r in cpu_ratios)})"
+                if cpu_ratios
+                else ""
+            )
         )
     if args.json:
         print(
