@@ -1,7 +1,7 @@
 """Every figure of issue 6 (performance) and issue 18's two (tiered plans), measured against its target.
 
     .venv/bin/python -m bench                   # the full sizes (about an hour on a 2-core machine, more with 10M)
-    .venv/bin/python -m bench --quick           # small sizes of everything, under two minutes
+    .venv/bin/python -m bench --quick           # small sizes of everything, about three minutes
     .venv/bin/python -m bench --quick --check   # CI: exit 1 only on a gross regression or a benchmark that fails
     .venv/bin/python -m bench --only ingest-sqlite --only billing
     .venv/bin/python -m bench --only ingest-tiered --only billing-tiered      # issue 18's figures
@@ -483,7 +483,7 @@ def report(ctx: Context, header: dict[str, str], selected: list[str]) -> list[li
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small sizes of every benchmark (under two minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes of every benchmark (about three minutes)")
     parser.add_argument(
         "--check",
         action="store_true",
