@@ -59,7 +59,8 @@ class Target:
     #: server as it is rather than failing until the target is near. Remove an entry once the figure clears a tenth.
     interim_floor: float | None = None
     #: A floor of its own where a tenth of the target says nothing: a ratio of like to like (two loads on one
-    #: server, say) near 0.09 would be a broken server, not a regression. Not interim: it stays.
+    #: server, say) near 0.09 would be a broken server, not a regression. Not interim: it stays, and holds at quick
+    #: sizes too (it is not scaled with the target).
     check_floor: float | None = None
 
     def floor(self) -> float:
@@ -108,6 +109,8 @@ class Figure:
 
     @staticmethod
     def _scaled_floor(target: Target, scaled_target: float) -> float:
+        if target.check_floor is not None:  # a floor of its own holds at every size
+            return target.check_floor
         return scaled_target / 10 if target.higher_is_better else scaled_target * 10
 
 
