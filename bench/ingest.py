@@ -4,6 +4,7 @@
     .venv/bin/python bench/ingest.py --quick         # about 20,000 events, 1 run: a smoke test
     .venv/bin/python bench/ingest.py --batch 1 --events 20000   # single-event requests, 32 connections per client
     .venv/bin/python bench/ingest.py --preload 10000000         # with 10 million events already stored
+    .venv/bin/python bench/ingest.py --tiered                   # also accounts on a graduated plan, same run
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://user@host/empty_db --workers 2
 
 What it does: creates (or, for PostgreSQL, migrates the empty database it is given) a database; with
@@ -25,6 +26,15 @@ server idles meanwhile), and the HTTP/store ratio of each pair is reported.
 At the end it checks that the database holds exactly the events sent, stops the server (always) and
 removes its temporary files. A PostgreSQL database given by URL is left as it is (the store layer's
 sibling database ``<name>_store`` is created and dropped).
+
+With ``--tiered`` it seeds a second group of as many accounts, and once the server is up puts a plan whose prices
+are graduated tiers (``PUT /v1/plans/{code}``) and subscribes that group to it from the previous month on
+(``PUT /v1/accounts/{id}/subscription``), through the public API. Each run then sends the same load twice on the
+same server and database, once to the accounts priced by the catalog's per-unit price and once to the accounts on
+the plan, the order alternating from run to run so that load drift and the growing database weigh on both alike;
+it prints both rates and, per run and as the median, the ratio tiered / per-unit (issue 18: at least 0.9). With
+an even ``--repeat`` (its default with ``--tiered``) as many pairs run in each order, so that a steady drift
+(the database grows, the neighbours' load changes) raises as many ratios as it lowers.
 """
 
 from __future__ import annotations
@@ -82,6 +92,8 @@ class Seeded:
     organization_key: str
     account_ids: list[str]
     product_ids: list[str]
+    #: The accounts ``--tiered`` puts on a plan (subscribed through the API once the server is up).
+    tiered_account_ids: list[str] = field(default_factory=list)
 
 
 def catalog_of(products: int) -> list[tuple[str, str, str, Decimal]]:
@@ -103,8 +115,12 @@ def migrate_database(database_url: str, sqlite_synchronous: str) -> None:
         database.dispose()
 
 
-def seed(database_url: str, accounts: int, products: int, sqlite_synchronous: str) -> Seeded:
-    """Create an organization, its accounts, products and credit grants through the services (migrated already)."""
+def seed(database_url: str, accounts: int, products: int, sqlite_synchronous: str, tiered_accounts: int = 0) -> Seeded:
+    """Create an organization, its accounts, products and credit grants through the services (migrated already).
+
+    ``tiered_accounts`` more accounts are created alike (grants included) for ``--tiered``: the plan and the
+    subscriptions are made later, through the server's API.
+    """
     from meterbook.accounts import service as accounts_service
     from meterbook.accounts.schemas import AccountCreate, OrganizationCreate
     from meterbook.catalog import service as catalog
@@ -132,13 +148,77 @@ def seed(database_url: str, accounts: int, products: int, sqlite_synchronous: st
                     ProductPut(description=f"bench {kind.lower()}", type=kind, unit=unit, unit_price=price),
                 )
             account_ids = []
-            for n in range(accounts):
+            for n in range(accounts + tiered_accounts):
                 account = accounts_service.create_account(conn, org, AccountCreate(name=f"bench customer {n:04d}"))
                 ledger.grant(conn, org, account.id, CreditGrant(id=f"bench-grant-{n}", amount=GRANT))
                 account_ids.append(str(account.id))
-        return Seeded(created.token, account_ids, [row[0] for row in catalog_rows])
+        return Seeded(created.token, account_ids[:accounts], [row[0] for row in catalog_rows], account_ids[accounts:])
     finally:
         database.dispose()
+
+
+#: The plan ``--tiered`` subscribes its accounts to.
+TIERED_PLAN = "bench-graduated"
+
+
+def graduated_price(unit_price: Decimal) -> dict[str, Any]:
+    """Graduated tiers around a catalog price: the first 100 units at it (with a flat fee), then cheaper by volume.
+
+    A run's accounts reach the first two or three tiers within a month (about 80 units of each product per account
+    in a quick run, about 8,000 in a full one); the numbers are decimal text, as exact as the API reads them.
+    """
+    return {
+        "model": "graduated",
+        "tiers": [
+            {"up_to": 100, "unit_price": str(unit_price), "flat_fee": "1.5"},
+            {"up_to": 1000, "unit_price": str(unit_price * Decimal("0.8"))},
+            {"up_to": 10000, "unit_price": str(unit_price * Decimal("0.6"))},
+            {"up_to": None, "unit_price": str(unit_price / 2)},
+        ],
+    }
+
+
+def previous_month_start(now: datetime) -> datetime:
+    """The first instant of the UTC month before ``now``'s: before any event a run sends (each is within the hour)."""
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def subscribe_tiered(base_url: str, key: str, products: int, account_ids: list[str]) -> dict[str, Any]:
+    """Through the server's public API: a plan pricing every product by graduated tiers, and the accounts on it.
+
+    The plan's version and the subscriptions start at the previous month's first instant, so every event a run
+    sends (within the hour before it starts) falls under the plan, whatever the day. Returns a summary.
+    """
+    started = time.perf_counter()
+    since = previous_month_start(datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "name": "Bench graduated",
+        "currency": "USD",
+        "fee": "29.99",
+        "prices": {product_id: graduated_price(price) for product_id, _, _, price in catalog_of(products)},
+        "effective_from": since,
+    }
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0) as client:
+        answer = client.put(f"/v1/plans/{TIERED_PLAN}", json=body)
+        if answer.status_code not in (200, 201):
+            raise RuntimeError(f"PUT /v1/plans/{TIERED_PLAN} answered {answer.status_code}: {answer.text[:500]}")
+        for account_id in account_ids:
+            answer = client.put(
+                f"/v1/accounts/{account_id}/subscription", json={"plan": TIERED_PLAN, "starts_at": since}
+            )
+            current = answer.json().get("current") if answer.status_code == 200 else None
+            if current is None or current.get("plan") != TIERED_PLAN:
+                raise RuntimeError(
+                    f"PUT /v1/accounts/{account_id}/subscription answered {answer.status_code}: {answer.text[:500]}"
+                )
+    return {
+        "plan": TIERED_PLAN,
+        "model": "graduated",
+        "since": since,
+        "accounts": len(account_ids),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def seed_history_function() -> Any:
@@ -785,15 +865,20 @@ def megabytes(size: int | None) -> str:
     return "n/a" if size is None else f"{size / 2**20:,.0f} MB"
 
 
-def print_run(run: Run, store: StoreRun | None) -> None:
+def cpu_per_event(run: Run) -> str:
+    return "n/a" if run.server_cpu_seconds is None else f"{run.server_cpu_seconds / run.events * 1e6:.0f} µs"
+
+
+def print_run(run: Run, store: StoreRun | None, label: str = "run") -> None:
     server_cpu = (
         f"{run.server_cpu_seconds:.1f} s = {run.server_cpu_seconds / run.events * 1e6:.0f} µs/event"
         if run.server_cpu_seconds is not None
         else "n/a"
     )
     generator_share = run.generator_cpu_seconds / run.seconds
+    head = f"{label} {run.number}"
     print(
-        f"run {run.number}     {run.events_per_second:>9,.0f} events/s  {run.requests_per_second:>8,.1f} req/s  "
+        f"{head:<10}{run.events_per_second:>9,.0f} events/s  {run.requests_per_second:>8,.1f} req/s  "
         f"p50 {run.p50_ms:7.1f} ms  p99 {run.p99_ms:7.1f} ms  ({run.events:,} events in {run.seconds:.2f} s; "
         f"CPU: generators {run.generator_cpu_seconds:.1f} s = {generator_share:.0%} of a core, server {server_cpu}; "
         f"server RSS peak {megabytes(run.server_peak_rss_bytes)})",
@@ -819,7 +904,9 @@ def main(argv: list[str] | None = None) -> int:
         help="keep-alive connections per client, one request in flight on each "
         "(default 1, i.e. closed loop; 32 with --batch 1: many clients each sending one event at a time)",
     )
-    parser.add_argument("--repeat", type=int, help="runs; the median is reported (default 3; --quick: 1)")
+    parser.add_argument(
+        "--repeat", type=int, help="runs; the median is reported (default 3; --quick: 1; --tiered: 4 pairs, quick 2)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: about 20,000 events, once")
     parser.add_argument(
         "--database-url",
@@ -836,6 +923,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="also time usage.ingest alone on a fresh database of the same kind "
         "(default: on for batches of more than one event without --preload)",
+    )
+    parser.add_argument(
+        "--tiered",
+        action="store_true",
+        help="also send each run's load to as many accounts on a plan priced by graduated tiers (made through the "
+        "API), alternating with the per-unit accounts on the same server and database; prints the ratio of the rates",
     )
     parser.add_argument(
         "--preload", type=int, default=0, help="events already stored before the runs (bench.seed.seed_history)"
@@ -855,9 +948,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON document, last")
     args = parser.parse_args(argv)
     events = args.events or (20_000 if args.quick else 200_000)
-    repeat = args.repeat or (1 if args.quick else 3)
+    # --tiered pairs its runs in alternating order: an even number of pairs balances the orders.
+    repeat = args.repeat or ((2 if args.quick else 4) if args.tiered else (1 if args.quick else 3))
     connections = args.connections or (32 if args.batch == 1 else 1)
-    store_alone = args.store_alone if args.store_alone is not None else args.batch > 1 and not args.preload
+    if args.tiered and args.store_alone:
+        parser.error("--tiered compares two loads on one server: it does not time the store layer alone")
+    store_alone = (
+        args.store_alone if args.store_alone is not None else args.batch > 1 and not args.preload and not args.tiered
+    )
     if not 1 <= args.batch <= 10_000 or events < 1 or args.clients < 1 or repeat < 1 or args.accounts < 1:
         parser.error("--events, --clients, --repeat and --accounts must be at least 1, --batch 1..10,000")
     if connections < 1 or args.products < 1 or args.preload < 0:
@@ -886,7 +984,9 @@ def main(argv: list[str] | None = None) -> int:
     server: subprocess.Popen[bytes] | None = None
     rss: RssSampler | None = None
     runs: list[Run] = []
+    tiered_runs: list[Run] = []
     store_runs: list[StoreRun] = []
+    subscribed: dict[str, Any] | None = None
     preloaded: dict[str, Any] | None = None
     commit = git_commit()
     print(f"meterbook ingest benchmark — commit {commit}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -897,7 +997,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"load      {events:,} events/run in batches of {args.batch:,} from {args.clients} client processes x "
         f"{connections} connection(s), {args.accounts} accounts, {args.products} products, "
-        f"{args.credit_share:.0%} credit events, {repeat} run(s); "
+        f"{args.credit_share:.0%} credit events, {repeat} run(s)"
+        f"{f' of each: per-unit prices and {args.accounts} more accounts on a graduated plan' if args.tiered else ''}; "
         f"server: {args.workers} worker(s), log level {args.server_log_level}",
         flush=True,
     )
@@ -920,7 +1021,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"preload   {args.preload:,} events (bench.seed.seed_history) ...", flush=True)
             preloaded = preload(database_url, args.preload, preload_shape)
             print(f"preload   done in {preloaded['seconds']:,.1f} s: {preloaded['seeded']}", flush=True)
-        seeded = seed(database_url, args.accounts, args.products, args.sqlite_synchronous)
+        seeded = seed(
+            database_url, args.accounts, args.products, args.sqlite_synchronous, args.accounts if args.tiered else 0
+        )
         server = start_server(
             database_url, port, args.workers, args.server_log_level, args.sqlite_synchronous, log_path
         )
@@ -930,36 +1033,69 @@ def main(argv: list[str] | None = None) -> int:
         rss = RssSampler(server.pid)
         rss.start()
         cleanup.callback(rss.stop)
+        if args.tiered:
+            subscribed = subscribe_tiered(base_url, seeded.organization_key, args.products, seeded.tiered_account_ids)
+            print(
+                f"plan      {subscribed['plan']} (graduated, every product), {subscribed['accounts']} accounts on it "
+                f"from {subscribed['since']}; made through the API in {subscribed['seconds']:.1f} s",
+                flush=True,
+            )
         if store is not None:
             store.wait_ready()
         print(f"setup     {time.perf_counter() - started:.1f} s (seed, start the server on {base_url})", flush=True)
         session = uuid.uuid4().hex[:8]
-        for number in range(1, repeat + 1):
-            plan = Plan(
+
+        def timed(plan: Plan, number: int) -> Run:
+            assert server is not None
+            assert rss is not None
+            try:
+                return run_once(plan, number, server.pid, rss)
+            except Exception:
+                stopped = "stopped" if server.poll() is not None else "is running"
+                print(f"the server {stopped}; the end of its log:\n{tail(log_path)}", file=sys.stderr)
+                raise
+
+        def load(number: int, tiered: bool) -> Plan:
+            """A run's load, its events dated just before it is sent; the tiered one to the accounts on the plan."""
+            return Plan(
                 base_url=base_url,
                 key=seeded.organization_key,
-                account_ids=seeded.account_ids,
+                account_ids=seeded.tiered_account_ids if tiered else seeded.account_ids,
                 product_ids=seeded.product_ids,
                 events=events,
                 batch=args.batch,
                 clients=args.clients,
                 connections=connections,
                 credit_share=args.credit_share,
-                tag=f"bench-{session}-r{number}",
+                tag=f"bench-{session}-{'t' if tiered else 'r'}{number}",
                 occurred_before=datetime.now(UTC).isoformat(),
             )
-            try:
-                run = run_once(plan, number, server.pid, rss)
-            except Exception:
-                stopped = "stopped" if server.poll() is not None else "is running"
-                print(f"the server {stopped}; the end of its log:\n{tail(log_path)}", file=sys.stderr)
-                raise
+
+        for number in range(1, repeat + 1):
+            tiered_run: Run | None = None
+            # With --tiered, odd runs send the per-unit load first and even runs the tiered one, so that load drift
+            # and the database's growth weigh on both alike.
+            if args.tiered and number % 2 == 0:
+                tiered_run = timed(load(number, tiered=True), number)
+                print_run(tiered_run, None, "tiered")
+            plan = load(number, tiered=False)
+            run = timed(plan, number)
             runs.append(run)
             store_run = store.run(number, plan) if store is not None else None
             if store_run is not None:
                 store_runs.append(store_run)
             print_run(run, store_run)
-        expected = events * repeat + (args.preload if preloaded else 0)
+            if args.tiered:
+                if tiered_run is None:
+                    tiered_run = timed(load(number, tiered=True), number)
+                    print_run(tiered_run, None, "tiered")
+                tiered_runs.append(tiered_run)
+                print(
+                    f"  tiered/per-unit {tiered_run.events_per_second / run.events_per_second:.2f} "
+                    f"(server CPU per event {cpu_per_event(tiered_run)} against {cpu_per_event(run)})",
+                    flush=True,
+                )
+        expected = events * repeat * (2 if args.tiered else 1) + (args.preload if preloaded else 0)
         stored = stored_events(database_url)
         if stored != expected:
             raise RuntimeError(f"the database holds {stored} events, {expected} were expected")
@@ -987,6 +1123,40 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"store     {store_median:,.0f} events/s (median, usage.ingest alone); HTTP/store ratio "
             f"{statistics.median(ratios):.2f} (median of each run's, {' / '.join(f'{r:.2f}' for r in ratios)})"
+        )
+    tiered_summary: dict[str, Any] | None = None
+    if tiered_runs:
+        ratios = [
+            tiered.events_per_second / run.events_per_second for run, tiered in zip(runs, tiered_runs, strict=True)
+        ]
+        tiered_median = statistics.median(run.events_per_second for run in tiered_runs)
+        # The same comparison by the server's CPU per event (per-unit / tiered): steadier than rates on a busy machine.
+        cpu_ratios = [
+            (run.server_cpu_seconds / run.events) / (tiered.server_cpu_seconds / tiered.events)
+            for run, tiered in zip(runs, tiered_runs, strict=True)
+            if run.server_cpu_seconds and tiered.server_cpu_seconds
+        ]
+        tiered_summary = {
+            **(subscribed or {}),
+            "median_events_per_second": tiered_median,
+            "per_unit_median_events_per_second": median,
+            "ratio_median": statistics.median(ratios),
+            "ratios": ratios,
+            "cpu_ratio_median": statistics.median(cpu_ratios) if cpu_ratios else None,
+            "cpu_ratios": cpu_ratios,
+            "median_p99_ms": statistics.median(run.p99_ms for run in tiered_runs),
+            "runs": [asdict(run) for run in tiered_runs],
+        }
+        print(
+            f"tiered    {tiered_median:,.0f} events/s (median, accounts on a graduated plan) against {median:,.0f} "
+            f"per-unit; tiered/per-unit ratio {statistics.median(ratios):.2f} "
+            f"(median of each run's, {' / '.join(f'{r:.2f}' for r in ratios)})"
+            + (
+                f"; by server CPU per event, per-unit/tiered {statistics.median(cpu_ratios):.2f} "
+                f"({' / '.join(f'{r:.2f}' for r in cpu_ratios)})"
+                if cpu_ratios
+                else ""
+            )
         )
     if args.json:
         print(
@@ -1017,6 +1187,7 @@ def main(argv: list[str] | None = None) -> int:
                     "server_peak_rss_bytes": peak_rss,
                     "runs": [asdict(run) for run in runs],
                     "store": store_summary,
+                    "tiered": tiered_summary,
                 }
             )
         )
