@@ -8,6 +8,7 @@ billed. Read through the API with the demo's own organization key, on both datab
 
 from __future__ import annotations
 
+import calendar
 import io
 import re
 import uuid
@@ -343,15 +344,22 @@ class TestPlans:
             {"model": "per_unit", "unit_price": Decimal("0.05")},
         )
 
-    @pytest.mark.xfail(reason="needs rating by plan", strict=False)
     def test_the_month_of_the_plan_change_is_invoiced_with_a_fee_of_each_plan(self, story: Story) -> None:
-        # Un-xfail once billing rates by plan (issue 18, rating): the invoice then carries the plans' fees.
         umbrella = self.accounts_by_name(story)["Umbrella Labs"]
         [invoice] = story.get("/v1/invoices", account_id=umbrella["id"], month=months_before(story.anchor, 1))[
             "invoices"
         ]
         lines = story.get(f"/v1/invoices/{invoice['id']}")["lines"]
-        assert [line["kind"] for line in lines].count("fee") == 2, lines
+        fees = [line for line in lines if line["kind"] == "fee"]
+        assert [line["description"].split(" plan ")[0] for line in fees] == ["Starter", "Growth"], lines
+        # Half of the month on each (the change is on the 16th of a 30-day month, or near half of any other).
+        assert sum(line["quantity"] for line in fees) == calendar.monthrange(*map(int, invoice["month"].split("-")))[1]
+        usage = {line["description"] for line in lines if line["kind"] == "usage"}
+        # Its API requests priced by each plan for the days it was on it.
+        assert {description for description in usage if "plan)" in description} == {
+            "API requests (starter plan)",
+            "API requests (growth plan)",
+        }
 
     def test_the_guide_names_the_plans_and_who_is_on_them(self, story: Story) -> None:
         guide = story.guide()
