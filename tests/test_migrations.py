@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     MetaData,
@@ -36,6 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from meterbook.accounts.models import Principal
+from meterbook.aggregates.models import AggregateKey
 from meterbook.catalog import service as catalog
 from meterbook.catalog.schemas import ProductPut
 from meterbook.db import Database
@@ -60,6 +62,8 @@ from meterbook.ledger import service as ledger
 from meterbook.plans import service as plans
 from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
 from meterbook.pricing import parse_price
+from meterbook.usage import service as usage
+from meterbook.usage.schemas import EventIn
 
 
 def differences(conn: Connection) -> list[Any]:
@@ -902,3 +906,184 @@ class TestPlans:
             assert every_row(conn) == at_0008
             assert differences_at_0008(conn) == []
         step_to(empty_database, "head")
+
+
+# --- 0010: rating by plan --------------------------------------------------------------------------
+
+
+#: The two tables 0010 changes, as 0009 has them.
+_AGGREGATES_AT_0009 = Table(
+    "monthly_aggregates",
+    MetaData(),
+    *(
+        Column(name, kind)
+        for name, kind in (
+            ("id", String),
+            ("organization_id", Uuid),
+            ("account_id", Uuid),
+            ("product_id", String),
+            ("month", String),
+            ("type", String),
+            ("direction", String),
+            ("resolution", String),
+            ("unit", String),
+            ("currency", String),
+            ("wallet_name", String),
+            ("price", FixedDecimal()),
+            ("units_whole", BigInteger),
+            ("units_nanos", BigInteger),
+            ("event_count", BigInteger),
+        )
+    ),
+)
+_LINES_AT_0009 = Table(
+    "invoice_lines",
+    MetaData(),
+    *(
+        Column(name, kind)
+        for name, kind in (
+            ("invoice_id", Uuid),
+            ("line", BigInteger),
+            ("kind", String),
+            ("product_id", String),
+            ("description", String),
+            ("quantity", FixedDecimal()),
+            ("unit_price", FixedDecimal()),
+            ("unrounded_amount", String),
+            ("amount", FixedDecimal(BILLED)),
+        )
+    ),
+)
+
+
+class TestRatingByPlan:
+    def test_aggregates_and_lines_keep_their_ids_and_rating_by_plan_works(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+        step_to(empty_database, "0009")
+        operator = organization_principal(before.organization_id)
+        with empty_database.write() as conn:
+            catalog.put_product(
+                conn,
+                operator,
+                "CALLS",
+                ProductPut(
+                    description="Calls",
+                    unit_price=Decimal("0.5"),
+                    price_effective_from=datetime(2000, 1, 1, tzinfo=UTC),
+                ),
+            )
+            key = AggregateKey(
+                organization_id=before.organization_id,
+                account_id=before.first,
+                product_id="CALLS",
+                month="2026-11",
+                type="OTHER",
+                direction="",
+                resolution="",
+                unit="unit",
+                currency="USD",
+                wallet_name="",
+                price=Decimal("0.5"),
+            )
+            conn.execute(
+                insert(_AGGREGATES_AT_0009).values(
+                    id=key.id,
+                    organization_id=key.organization_id,
+                    account_id=key.account_id,
+                    product_id="CALLS",
+                    month="2026-11",
+                    type="OTHER",
+                    direction="",
+                    resolution="",
+                    unit="unit",
+                    currency="USD",
+                    wallet_name="",
+                    price=Decimal("0.5"),
+                    units_whole=12,
+                    units_nanos=500_000_000,
+                    event_count=3,
+                )
+            )
+            conn.execute(
+                insert(_LINES_AT_0009).values(
+                    invoice_id=before.invoice_id,
+                    line=9,
+                    kind="usage",
+                    product_id="CALLS",
+                    description="Calls",
+                    quantity=Decimal("12.5"),
+                    unit_price=Decimal("0.5"),
+                    unrounded_amount="6.25",
+                    amount=Decimal("6.25"),
+                )
+            )
+            at_0009 = every_row(conn)
+        step_to(empty_database, "0010")
+        with empty_database.write() as conn:
+            assert differences(conn) == []
+            after = every_row(conn)
+            changed = {"monthly_aggregates", "invoice_lines"}
+            assert {table: rows for table, rows in after.items() if table not in changed} == {
+                table: rows for table, rows in at_0009.items() if table not in changed
+            }
+            # The same rows, each with no plan and no tiers: an aggregate's id is still the one of its key.
+            [aggregate] = conn.execute(text("SELECT id, plan_id, units_whole FROM monthly_aggregates")).all()
+            assert tuple(aggregate) == (key.id, "", 12)
+            lines = conn.execute(text("SELECT line, tiers FROM invoice_lines ORDER BY line")).all()
+            assert lines[-1] == (9, None)
+            assert len(lines) == len(at_0009["invoice_lines"])
+            # Rating by plan works on the upgraded database: a subscribed account's usage goes under its plan.
+            plans.put_plan(
+                conn,
+                operator,
+                "pro",
+                PlanPut.model_validate(
+                    {
+                        "name": "Pro",
+                        "currency": "USD",
+                        "prices": {"CALLS": {"model": "volume", "tiers": [{"up_to": None, "unit_price": 1}]}},
+                        "limits": {},
+                        "effective_from": "2000-01-01T00:00:00Z",
+                    }
+                ),
+            )
+            usage.put_subscription(
+                conn, operator, before.second, SubscriptionPut(plan="pro", starts_at=datetime(2001, 1, 1, tzinfo=UTC))
+            )
+            usage.ingest(
+                conn,
+                operator,
+                [
+                    EventIn.model_validate(
+                        {
+                            "id": "after-0010",
+                            "account_id": str(before.second),
+                            "type": "metered",
+                            "product_id": "CALLS",
+                            "quantity": "2",
+                            "occurred_at": "2026-11-05T00:00:00Z",
+                        }
+                    )
+                ],
+            )
+            planned = conn.execute(text("SELECT plan_id FROM monthly_aggregates WHERE plan_id <> ''")).scalars().all()
+            assert len(planned) == 1
+        # Down is refused while usage is rated by a plan (it would lose which), and then goes.
+        with pytest.raises(RuntimeError, match="rated by a plan"):
+            step_to(empty_database, "0009", down=True)
+        with empty_database.write() as conn:
+            conn.execute(text("DELETE FROM usage_events WHERE id = 'after-0010'"))
+            conn.execute(text("DELETE FROM monthly_aggregates WHERE plan_id <> ''"))
+        step_to(empty_database, "0009", down=True)
+        with empty_database.read() as conn:
+            assert every_row(conn) == {**at_0009, "plans": every_row(conn)["plans"], **_plan_tables(conn)}
+            assert differences_at_0009(conn) == []
+        step_to(empty_database, "head")
+
+
+def _plan_tables(conn: Connection) -> dict[str, list[str]]:
+    """The plan rows the test added after 0009 (they are not 0010's to remove)."""
+    rows = every_row(conn)
+    return {table: rows[table] for table in ("plans", "plan_versions", "subscriptions")}

@@ -297,3 +297,12 @@ class TestVerify:
             [difference] = aggregates.verify(conn).differences
         assert "is rated under plan" in difference
         assert "was on plan none" in difference
+
+    def test_the_faraday_billing_view_shows_the_prorated_and_tiered_invoice(self, billing: Billing) -> None:
+        account = billing.account()
+        plan(billing, "pro", VOLUME, fee=30)
+        subscribe(billing, account, "pro", start_of(LAST_MONTH))
+        billing.use(account, PRODUCT, 12, at(LAST_MONTH))
+        billing.billed(LAST_MONTH)
+        view = exact(billing.client.get(f"/v1/accounts/{account['id']}/billing", headers=billing.headers))
+        assert [invoice["amount"] for invoice in view["invoices"]] == [30 + 36]
