@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from meterbook.aggregates import service as aggregates
 from meterbook.db import Database
-from tests.billing import LONG_AGO, Billing, at, exact, months_ago, start_of
+from tests.billing import LONG_AGO, Billing, at, exact, metered, months_ago, start_of
 from tests.conftest import Tenant, bearer
 from tests.helpers import assert_error
 
@@ -306,3 +306,22 @@ class TestVerify:
         billing.billed(LAST_MONTH)
         view = exact(billing.client.get(f"/v1/accounts/{account['id']}/billing", headers=billing.headers))
         assert [invoice["amount"] for invoice in view["invoices"]] == [30 + 36]
+
+
+class TestUsageTheCatalogDoesNotPrice:
+    def test_is_accepted_when_the_plan_prices_it_and_refused_otherwise(self, billing: Billing) -> None:
+        billing.product("NEW", "1", effective_from=start_of(months_ago(0)))
+        plan(billing, "pro", GRADUATED)
+        on_plan, without = billing.account(), billing.account()
+        subscribe(billing, on_plan, "pro", start_of(LAST_MONTH))
+        body = {"name": "Pro", "currency": "USD", "prices": {"NEW": PACKAGE}, "limits": {}}
+        response = billing.client.put(
+            "/v1/plans/pro", json={**body, "effective_from": start_of(LAST_MONTH)}, headers=billing.headers
+        )
+        assert response.status_code == 200, response.text
+        billing.use(on_plan, "NEW", 1001, at(LAST_MONTH))
+        refused = billing.send([metered(without, "NEW", 1, at(LAST_MONTH))])
+        assert refused.status_code == 400, refused.text
+        assert "has no price in force" in refused.text
+        [line] = usage_lines(upcoming(billing, on_plan)["invoices"][0])
+        assert (line["product_id"], line["amount"]) == ("NEW", 10)

@@ -113,11 +113,12 @@ def _check_and_rate(
     latest = now + FUTURE_TOLERANCE
     # Which plan each event's account was on when it occurred: one query for the batch.
     subscribed = plans.subscriptions_by_account(conn, archived) if product_ids else {}
-    contracted: dict[tuple[uuid.UUID, str, str], bool] = {}
+    contracted: dict[tuple[uuid.UUID, str, str, str], bool] = {}
 
     def _has_contracted_price(account_id: uuid.UUID, product: Product, moment: datetime) -> bool:
         """Whether a negotiated or plan price prices usage the catalog does not (rare: read only then)."""
-        memo = (account_id, product.product_id, month_of(moment))
+        # The month decides a negotiated price or a plan version, the subscription the plan.
+        memo = (account_id, product.product_id, month_of(moment), _plan_at(subscribed.get(account_id, ()), moment))
         if memo not in contracted:
             terms = plans.account_terms(conn, organization_id, [account_id])[account_id]
             contracted[memo] = applicable_price(terms, product, moment) is not None
