@@ -2,7 +2,7 @@
 
 Signing in takes an organization key with the read scopes the pages need; the session cookie then
 stands for that key (``web/session.py``), and every page checks it again. The forms that change
-billing data are in ``web/actions.py``.
+billing data are in ``web/actions.py``; the plans pages in ``web/plans.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from meterbook.invoicing import service as invoicing
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.payments import service as payments
-from meterbook.web import actions, session
+from meterbook.web import actions, plans, session
 from meterbook.web.common import (
     ActionRefused,
     SignInRequired,
@@ -338,4 +338,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ActionRefused, refused)
     app.include_router(router)
     app.include_router(actions.router)
+    app.include_router(plans.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
