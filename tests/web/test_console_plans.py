@@ -7,12 +7,21 @@ Data is set up through the API, and what the pages show is what a reader sees: t
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from meterbook.accounts import service as accounts
+from meterbook.db import Database
+from meterbook.invoicing import service as invoicing
+from meterbook.invoicing.models import InvoiceLine, UpcomingInvoice
+from meterbook.pricing import TierCharge
+from meterbook.web import session
 from tests.billing import Billing, at, following, months_ago, start_of
 from tests.conftest import Tenant
 from tests.web.test_console import redirected_to_sign_in, sign_in, signed_in
@@ -206,6 +215,92 @@ class TestPlansPages:
         assert query["next"] == ["/ui/plans/pro"]
 
 
+class TestAccountTerms:
+    def test_the_account_shows_its_plan_and_negotiated_price(
+        self, client: TestClient, tenant: Tenant, priced: dict[str, Any]
+    ) -> None:
+        signed_in(client, tenant.key)
+        html = client.get(f"/ui/accounts/{priced['hooli']['id']}").text
+        plan = text(html, id="plan")
+        # Moving to basic next month ends pro then.
+        next_month = following(months_ago(0))
+        assert f"Pro pro Since {months_ago(0)}-01, until {next_month}-01 · 49.99 USD a month" in plan
+        assert f"Scheduled From {next_month}-01: Basic basic · 9.00 USD a month" in plan
+        assert 'href="/ui/plans/pro"' in html
+        negotiated = text(html, data_product=SMS)
+        month = datetime.now(UTC).strftime("%b %Y")
+        assert negotiated == f"Outbound SMS SMS 0.006 USD per unit {month}"
+
+    def test_the_upcoming_invoice_is_the_billing_runs_own(
+        self, client: TestClient, database: Database, tenant: Tenant, priced: dict[str, Any]
+    ) -> None:
+        """The lines a billing run of the current month would make now: the commitment, the plan's fee (once
+        pricing by plans is built) and a line per product used, each amount as the service computes it."""
+        hooli = priced["hooli"]
+        signed_in(client, tenant.key)
+        html = client.get(f"/ui/accounts/{hooli['id']}").text
+        with database.read() as conn:
+            principal = accounts.authenticate(conn, tenant.key)
+            expected = invoicing.upcoming_invoices(conn, principal, uuid.UUID(hooli["id"]))
+        assert len(expected) == 1
+        upcoming = expected[0]
+        section = text(html, id="upcoming")
+        assert section.startswith(f"Upcoming invoice, {datetime.now(UTC):%b %Y}")
+        shown = re.findall(r'<tr data-line="(\d+)" data-kind="(\w+)" data-amount="([^"]+)"', html)
+        assert [(int(n), kind, Decimal(amount)) for n, kind, amount in shown] == [
+            (line.line, line.kind, line.amount) for line in upcoming.lines
+        ]
+        kinds = {line.kind for line in upcoming.lines}
+        assert {"subscription", "usage"} <= kinds
+        assert {line.product_id for line in upcoming.lines if line.kind == "usage"} == {CALLS, API}
+        calls = next(line for line in upcoming.lines if line.product_id == CALLS)
+        assert text(html, data_line=str(calls.line)).startswith(f"{calls.line} Inbound calls CALLS 1,500")
+        assert re.search(r'class="upcoming" data-currency="USD" data-amount="([^"]+)"', html).group(1) == str(  # type: ignore[union-attr]
+            upcoming.amount
+        )
+
+    def test_fee_and_tiered_lines_are_shown_with_their_breakdown(
+        self, client: TestClient, tenant: Tenant, priced: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every kind of line the invoice model has, as pricing by plans will make them: the page relies on the
+        line's fields alone."""
+        now = datetime.now(UTC)
+        tiers = (
+            TierCharge(Decimal(0), Decimal(1000), Decimal(1000), Decimal(0), Decimal(10), Decimal(10)),
+            TierCharge(Decimal(1000), None, Decimal(500), Decimal("0.01"), Decimal(0), Decimal(5)),
+        )
+        lines = (
+            InvoiceLine(1, "fee", None, "Pro", Decimal(1), Decimal("49.99"), Decimal("49.99"), Decimal("49.99")),
+            InvoiceLine(2, "usage", CALLS, "Inbound calls", Decimal(1500), None, Decimal(15), Decimal(15), tiers),
+            InvoiceLine(
+                3, "usage", API, "API requests", Decimal(250), Decimal("0.002"), Decimal("0.5"), Decimal("0.5")
+            ),
+        )
+        made = UpcomingInvoice(
+            uuid.UUID(priced["hooli"]["id"]), "USD", f"{now:%Y-%m}", Decimal("65.49"), now, now, lines, now
+        )
+        monkeypatch.setattr(invoicing, "upcoming_invoices", lambda *args, **kwargs: [made])
+        signed_in(client, tenant.key)
+        html = client.get(f"/ui/accounts/{priced['hooli']['id']}").text
+        assert text(html, data_line="1") == "1 Pro plan fee 1 49.99 49.99 USD"
+        assert text(html, data_line="2") == "2 Inbound calls CALLS 1,500 several 15.00 USD"
+        breakdown = text(html, data_tiers_of="2")
+        assert breakdown.startswith("From Up to Units Unit price Flat fee Amount")
+        assert texts(html, data_tier="0", data_amount="10") == ["0 1,000 1,000 0 10 10.00 USD"]
+        assert texts(html, data_tier="1", data_amount="5") == ["1,000 ∞ 500 0.01 0 5.00 USD"]
+        assert text(html, data_line="3") == "3 API requests API 250 0.002 0.50 USD"
+        assert "Total 65.49 USD" in text(html, id="upcoming")
+
+    def test_an_account_with_no_plan_and_nothing_this_month(
+        self, client: TestClient, tenant: Tenant, priced: dict[str, Any]
+    ) -> None:
+        signed_in(client, tenant.key)
+        html = client.get(f"/ui/accounts/{priced['quiet']['id']}").text
+        assert "No plan: usage is priced by the catalog." in text(html, id="plan")
+        assert "No negotiated prices: the catalog's prices apply." in text(html, id="prices")
+        assert "Nothing to invoice yet this month." in text(html, id="upcoming")
+
+
 class TestCustomers:
     def test_an_account_key_opens_no_console_page(
         self, client: TestClient, tenant: Tenant, priced: dict[str, Any]
@@ -215,3 +310,26 @@ class TestCustomers:
         assert response.status_code == 403
         assert "account key" in response.text
         assert redirected_to_sign_in(client.get("/ui/plans", follow_redirects=False))
+
+    def test_a_customers_session_sees_its_own_terms_and_no_plans_page(
+        self, client: TestClient, database: Database, tenant: Tenant, priced: dict[str, Any]
+    ) -> None:
+        """Were a customer's key given a session (sign-in refuses it today), the plans pages would still refuse it
+        and its account's page would show its own plan, prices and upcoming invoice, without a link to the plan."""
+        hooli = priced["hooli"]
+        with database.write() as conn:
+            principal = accounts.authenticate(conn, hooli["api_key"])
+            session_id, expires_at = accounts.start_console_session(conn, principal, session.LIFETIME)
+        client.cookies.set(session.COOKIE, session.sign(client.app.state.console_secret, session_id, expires_at))
+        for path in ("/ui/plans", "/ui/plans/pro", "/ui/plans/nothing"):
+            response = client.get(path)
+            assert response.status_code == 403, path
+            assert "Only the operator may see the plans in the console" in response.text
+            assert "49.99" not in response.text
+        html = client.get(f"/ui/accounts/{hooli['id']}").text
+        assert '<a href="/ui/plans">' not in html
+        assert 'href="/ui/plans/pro"' not in html
+        assert "Pro pro Since" in text(html, id="plan")
+        assert text(html, data_product=SMS).startswith("Outbound SMS SMS 0.006 USD per unit")
+        assert "1 Monthly commitment" in text(html, id="upcoming")
+        assert client.get(f"/ui/accounts/{priced['quiet']['id']}").status_code == 404

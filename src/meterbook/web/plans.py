@@ -1,32 +1,38 @@
-"""The console's plans: the organization's plans with every version.
+"""The console's plans: the organization's plans with every version, and on an account's page its plan, its
+negotiated prices and the invoice a billing run would make of the current month so far.
 
-Read-only: plans are written through the API (docs/pricing.md). The plans pages are the operator's
-(``access.SEE_PLANS``).
+Read-only: plans, subscriptions and negotiated prices are written through the API (docs/pricing.md). The plans
+pages are the operator's (``access.SEE_PLANS``); what an account's page shows of its terms is read through the
+services under the reach rule, as the rest of that page is.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from sqlalchemy import Connection
 from starlette.responses import Response
 
 from meterbook.accounts import access
+from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.reach import require_organization
 from meterbook.catalog import service as catalog
 from meterbook.catalog.models import Product
 from meterbook.errors import NotFound
+from meterbook.invoicing import service as invoicing
 from meterbook.kit.time import utcnow
 from meterbook.plans import service as plans
-from meterbook.plans.models import Plan, PlanVersion
+from meterbook.plans.models import NegotiatedPrice, Plan, PlanVersion, Subscription
 from meterbook.plans.schemas import PLAN_CODE
 from meterbook.pricing import PriceModel
 from meterbook.web.common import guarded, page_response
 
-__all__ = ["router"]
+__all__ = ["account_terms", "router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -103,3 +109,65 @@ def plan_page(request: Request, code: str) -> Response:
     ]
     shown, in_force = _shown_version(plan, now)
     return page_response(page, "plan.html", {"plan": plan, "shown": shown, "in_force": in_force, "versions": views})
+
+
+# --- an account's terms, for its page --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    subscription: Subscription
+    #: The plan's version in force when the subscription applies (now, or when it starts).
+    version: PlanVersion | None
+
+
+@dataclass(frozen=True)
+class NegotiatedView:
+    negotiated: NegotiatedPrice
+    product: Product | None
+    currency: str
+    state: VersionState
+
+
+def _negotiated_views(
+    found: Sequence[NegotiatedPrice], products: dict[str, Product], account: Account, now: datetime
+) -> list[NegotiatedView]:
+    # A product's negotiated price in force is the latest that has started; earlier ones are kept for the record.
+    in_force: dict[str, datetime] = {}
+    for item in found:
+        if item.effective_from <= now:
+            in_force[item.product_id] = max(item.effective_from, in_force.get(item.product_id, item.effective_from))
+    views = []
+    for item in found:
+        product = products.get(item.product_id)
+        state: VersionState = (
+            "scheduled"
+            if item.effective_from > now
+            else "current"
+            if in_force.get(item.product_id) == item.effective_from
+            else "past"
+        )
+        views.append(NegotiatedView(item, product, product.currency if product else account.currency, state))
+    return views
+
+
+def account_terms(conn: Connection, principal: Principal, account: Account) -> dict[str, Any]:
+    """What decides the account's prices, and what the current month would invoice so far: its page's context."""
+    now = utcnow()
+    subscribed = plans.subscriptions(conn, principal, account.id)
+    negotiated = plans.negotiated_prices(conn, principal, account.id)
+    wanted = [item for item in (subscribed.current, *subscribed.scheduled) if item is not None]
+    # An account is on a plan or two at a time (the current one and the next), so one lookup each is cheap.
+    found = {code: plans.get_plan(conn, principal, code) for code in sorted({item.plan_code for item in wanted})}
+    products = catalog.products_by_id(conn, account.organization_id, {item.product_id for item in negotiated})
+
+    def view(subscription: Subscription, moment: datetime) -> SubscriptionView:
+        return SubscriptionView(subscription, found[subscription.plan_code].version_at(moment))
+
+    return {
+        "subscription": None if subscribed.current is None else view(subscribed.current, now),
+        "scheduled": [view(item, item.starts_at) for item in subscribed.scheduled],
+        "negotiated": _negotiated_views(negotiated, products, account, now),
+        "upcoming": invoicing.upcoming_invoices(conn, principal, account.id),
+        "upcoming_month": f"{now:%Y-%m}",
+    }
