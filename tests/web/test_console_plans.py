@@ -229,7 +229,7 @@ class TestAccountTerms:
         assert 'href="/ui/plans/pro"' in html
         negotiated = text(html, data_product=SMS)
         month = datetime.now(UTC).strftime("%b %Y")
-        assert negotiated == f"Outbound SMS SMS 0.006 USD per unit {month}"
+        assert negotiated == f"Outbound SMS SMS 0.006 USD per unit from {month}"
 
     def test_the_upcoming_invoice_is_the_billing_runs_own(
         self, client: TestClient, database: Database, tenant: Tenant, priced: dict[str, Any]
