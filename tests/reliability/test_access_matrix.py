@@ -434,6 +434,10 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/ui/billing-runs"): Row(
         CONSOLE, lambda v: ("/ui/billing-runs", None), {"other_org": 200, **SIGNED_OUT}, console=True
     ),
+    ("GET", "/ui/plans"): Row(CONSOLE, lambda v: ("/ui/plans", None), {"other_org": 200, **SIGNED_OUT}, console=True),
+    ("GET", "/ui/plans/{code}"): Row(
+        CONSOLE, lambda v: (f"/ui/plans/{v.private_plan}", None), {"other_org": 404, **SIGNED_OUT}, console=True
+    ),
     # The console's actions: a signed-in key without the action's scope (the matrix's "without_scope" still has
     # the read scopes, so it signs in) is refused (403); another organization's ids are 404. A form posted
     # (with the caller's form token) only reviews until it is sent to .../confirm, which redirects (303).

@@ -2,9 +2,10 @@
 through Playwright). It signs in, searches, opens an account, checks the chart's data and the page's figures
 against the API's answers, opens an invoice, saves a screenshot, and signs out. Then, at desktop width
 (1280 x 800) and at a phone's (390 x 844), an operator grants credits, records a payment, voids an invoice, and
-creates and revokes a key, each through its review and Confirm; every page visited must fit the width
-(nothing scrolls sideways but the tables inside their cards), and the accounts list, an account, an invoice
-and a review are saved as screenshots at both widths.
+creates and revokes a key, each through its review and Confirm, and opens the plans and an account's plan,
+negotiated price and upcoming invoice (plans are put through the API first: the demo has none); every page
+visited must fit the width (nothing scrolls sideways but the tables inside their cards), and the accounts
+list, the plans, a plan, an account, an invoice and a review are saved as screenshots at both widths.
 
 SQLite only: every page reads through the same services as the API, and ``test_console.py`` checks each page
 on both databases; what this test adds is the browser (cookies, scripts, the chart, the Content-Security-Policy),
@@ -36,7 +37,7 @@ from meterbook.app import create_app
 from meterbook.config import Settings
 from meterbook.db import Database
 from meterbook.demo import DemoData, seed
-from tests.billing import months_ago
+from tests.billing import following, months_ago
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGE_TIMEOUT_MS = 15_000
@@ -259,6 +260,53 @@ def _confirm(page: Any) -> str:
     return str(page.inner_text("#flash"))
 
 
+def _put(base_url: str, key: str, path: str, body: dict[str, Any]) -> None:
+    response = httpx.put(f"{base_url}{path}", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code in (200, 201), response.text
+
+
+def _plans(base_url: str, key: str, account_id: str) -> None:
+    """Plans the demo does not have yet: "pro" with every price model (and a version from next month), "basic";
+    Globex on pro since the month began and on basic from next month, with a negotiated price of its own."""
+    calls, api_calls, sms = "TD-USG-TEL-UG-102213", "TD-USG-API-UG-100410", "TD-USG-SMS-UG-103001"
+    tiers = [
+        {"up_to": 1000, "unit_price": 0, "flat_fee": 10},
+        {"up_to": 50000, "unit_price": "0.012"},
+        {"up_to": None, "unit_price": "0.0095"},
+    ]
+    pro = {
+        "name": "Pro",
+        "currency": "USD",
+        "fee": "1499",
+        "prices": {
+            calls: {"model": "graduated", "tiers": tiers},
+            api_calls: {"model": "package", "package_size": 10000, "package_price": "2.5"},
+            sms: {"model": "per_unit", "unit_price": "0.0075"},
+        },
+        "limits": {"seats": 25},
+        "included_credits": {"amount": 1000, "rollover": 500},
+    }
+    this_month, next_month = months_ago(0), following(months_ago(0))
+    _put(base_url, key, "/v1/plans/pro", pro)
+    later = pro | {"name": "Pro (2027)", "fee": "1599", "effective_from": f"{next_month}-01T00:00:00Z"}
+    _put(base_url, key, "/v1/plans/pro", later | {"prices": {calls: {"model": "volume", "tiers": tiers}}})
+    _put(base_url, key, "/v1/plans/basic", {"name": "Basic", "currency": "USD", "fee": "99", "prices": {}})
+    _put(
+        base_url,
+        key,
+        f"/v1/accounts/{account_id}/subscription",
+        {"plan": "pro", "starts_at": f"{this_month}-01T00:00:00Z"},
+    )
+    _put(
+        base_url,
+        key,
+        f"/v1/accounts/{account_id}/subscription",
+        {"plan": "basic", "starts_at": f"{next_month}-01T00:00:00Z"},
+    )
+    negotiated = {"price": {"model": "package", "package_size": 1000, "package_price": "6"}}
+    _put(base_url, key, f"/v1/accounts/{account_id}/prices/{sms}", negotiated)
+
+
 @pytest.mark.parametrize("width", list(VIEWPORTS))
 def test_an_operator_acts_in_the_console(
     playwright_api: Any, demo_server: tuple[str, DemoData], tmp_path: Path, width: str
@@ -277,6 +325,7 @@ def test_an_operator_acts_in_the_console(
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            _plans(base_url, key, str(globex.id))
             page.goto(f"{base_url}/ui/sign-in")
             _fits(page)
             page.fill("#key", key)
@@ -285,10 +334,26 @@ def test_an_operator_acts_in_the_console(
             assert page.locator("#accounts tbody tr").count() == len(demo.accounts)
             _shot(page, folder, f"console-{width}-accounts")
 
+            # The plans, and one plan's versions with its tier table.
+            page.click("nav >> text=Plans")
+            page.wait_for_selector("#plans")
+            assert page.locator("#plans tr[data-plan]").count() == 2
+            _shot(page, folder, f"console-{width}-plans")
+            page.click('#plans a[href="/ui/plans/pro"]')
+            page.wait_for_selector("section.version")
+            assert page.locator("section.version").count() == 2
+            assert page.locator('section[data-state="current"] table.tiers tr[data-tier]').count() == 3
+            _shot(page, folder, f"console-{width}-plan")
+
             # Grant credits: the form, the review (nothing granted yet), Confirm.
             balance = _api(base_url, key, f"/v1/accounts/{globex.id}/credits")["balance"]
+            page.goto(f"{base_url}/ui/accounts")
             page.click(f'#accounts a[href="/ui/accounts/{globex.id}"]')
             page.wait_for_selector("canvas[data-drawn=true]")
+            # Its plan, its negotiated price and this month's invoice so far.
+            assert page.get_attribute("#current-plan", "data-plan") == "pro"
+            assert "6.00 USD per 1,000 units" in page.inner_text("#prices")
+            assert page.locator("#upcoming tr[data-line]").count() > 0
             _shot(page, folder, f"console-{width}-account")
             page.click("#account-actions >> text=Grant credits")
             page.fill("#amount", "500")

@@ -45,6 +45,7 @@ __all__ = [
     "REPORT_USAGE",
     "REVERT_USAGE",
     "RUN_BILLING",
+    "SEE_PLANS",
     "SET_LIMITS",
     "SET_PRICES",
     "USE_CONSOLE",
@@ -94,6 +95,9 @@ READ_MONTHLY_USAGE: Final = _reads("read monthly usage", "express-accounts-usage
 LIST_KEYS: Final = _reads("list API keys", "keys:write")
 #: A billing run covers every account of the organization, so only the operator's key sees runs.
 READ_BILLING_RUNS: Final = _operator_reads("see billing runs", "billing:read")
+#: The console's plans pages are the operator's price list beside the catalog; a customer reads the plans it may
+#: need through the API (``READ_BILLING``), and its own plan on its account's page.
+SEE_PLANS: Final = _operator_reads("see the plans in the console", "billing:read")
 #: The console is the operator's: it shows every account, so it takes an organization key with these.
 USE_CONSOLE: Final = tuple(
     _operator_reads("use the console", scope) for scope in ("accounts:read", "billing:read", "usage:read")

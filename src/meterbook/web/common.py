@@ -60,6 +60,7 @@ OFFERS: dict[str, Action] = {
     "bill": access.RUN_BILLING,
     "list_keys": access.LIST_KEYS,
     "manage_keys": access.MANAGE_KEYS,
+    "see_plans": access.SEE_PLANS,
 }
 
 

@@ -2,7 +2,8 @@
 
 Signing in takes an organization key with the read scopes the pages need; the session cookie then
 stands for that key (``web/session.py``), and every page checks it again. The forms that change
-billing data are in ``web/actions.py``.
+billing data are in ``web/actions.py``; the plans pages, and what an account's page shows of its plan, in
+``web/plans.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from meterbook.invoicing import service as invoicing
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.payments import service as payments
-from meterbook.web import actions, session
+from meterbook.web import actions, plans, session
 from meterbook.web.common import (
     ActionRefused,
     SignInRequired,
@@ -236,7 +237,7 @@ def account_page(request: Request, account_id: str) -> Response:
             "charts": _chart(usage),
             "invoices": invoices,
             "payments": payments.list_payments(conn, principal, account.id),
-        }
+        } | plans.account_terms(conn, principal, account)
     numbers = {invoice.id: invoice.number for invoice in invoices}
     overdue = {invoice.id for invoice in invoices if invoicing.is_overdue(invoice, now)}
     return page_response(page, "account.html", context | {"invoice_numbers": numbers, "overdue": overdue})
@@ -338,4 +339,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ActionRefused, refused)
     app.include_router(router)
     app.include_router(actions.router)
+    app.include_router(plans.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")

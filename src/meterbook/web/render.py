@@ -87,6 +87,8 @@ _environment = Environment(
 _environment.filters.update(
     money=money,
     quantity=quantity,
+    # A bare figure beside its currency's name (a tier's bound or unit price): grouped, every decimal it has.
+    figure=quantity,
     date=date,
     timestamp=timestamp,
     when=when,
