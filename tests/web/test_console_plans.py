@@ -19,8 +19,6 @@ from fastapi.testclient import TestClient
 from meterbook.accounts import service as accounts
 from meterbook.db import Database
 from meterbook.invoicing import service as invoicing
-from meterbook.invoicing.models import InvoiceLine, UpcomingInvoice
-from meterbook.pricing import TierCharge
 from meterbook.web import session
 from tests.billing import Billing, at, following, months_ago, start_of
 from tests.conftest import Tenant
@@ -254,42 +252,27 @@ class TestAccountTerms:
         assert {"subscription", "usage"} <= kinds
         assert {line.product_id for line in upcoming.lines if line.kind == "usage"} == {CALLS, API}
         calls = next(line for line in upcoming.lines if line.product_id == CALLS)
-        assert text(html, data_line=str(calls.line)).startswith(f"{calls.line} Inbound calls CALLS 1,500")
+        assert text(html, data_line=str(calls.line)).startswith(f"{calls.line} Inbound calls (pro plan) CALLS 1,500")
         assert re.search(r'class="upcoming" data-currency="USD" data-amount="([^"]+)"', html).group(1) == str(  # type: ignore[union-attr]
             upcoming.amount
         )
 
     def test_fee_and_tiered_lines_are_shown_with_their_breakdown(
-        self, client: TestClient, tenant: Tenant, priced: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+        self, client: TestClient, tenant: Tenant, priced: dict[str, Any]
     ) -> None:
-        """Every kind of line the invoice model has, as pricing by plans will make them: the page relies on the
-        line's fields alone."""
-        now = datetime.now(UTC)
-        tiers = (
-            TierCharge(Decimal(0), Decimal(1000), Decimal(1000), Decimal(0), Decimal(10), Decimal(10)),
-            TierCharge(Decimal(1000), None, Decimal(500), Decimal("0.01"), Decimal(0), Decimal(5)),
-        )
-        lines = (
-            InvoiceLine(1, "fee", None, "Pro", Decimal(1), Decimal("49.99"), Decimal("49.99"), Decimal("49.99")),
-            InvoiceLine(2, "usage", CALLS, "Inbound calls", Decimal(1500), None, Decimal(15), Decimal(15), tiers),
-            InvoiceLine(
-                3, "usage", API, "API requests", Decimal(250), Decimal("0.002"), Decimal("0.5"), Decimal("0.5")
-            ),
-        )
-        made = UpcomingInvoice(
-            uuid.UUID(priced["hooli"]["id"]), "USD", f"{now:%Y-%m}", Decimal("65.49"), now, now, lines, now
-        )
-        monkeypatch.setattr(invoicing, "upcoming_invoices", lambda *args, **kwargs: [made])
+        """Hooli on pro all month: the commitment, pro's fee, its calls through pro's graduated tiers (1,500 units:
+        the first 1,000 for a flat 10, then 500 at 0.01) and its API requests at pro's unit price."""
         signed_in(client, tenant.key)
         html = client.get(f"/ui/accounts/{priced['hooli']['id']}").text
-        assert text(html, data_line="1") == "1 Pro plan fee 1 49.99 49.99 USD"
-        assert text(html, data_line="2") == "2 Inbound calls CALLS 1,500 several 15.00 USD"
-        breakdown = text(html, data_tiers_of="2")
+        month = months_ago(0)
+        assert text(html, data_line="2") == f"2 Pro plan (pro), {month} plan fee 1 49.99 49.99 USD"
+        assert text(html, data_line="3") == "3 API requests (pro plan) API 250 0.002 0.50 USD"
+        assert text(html, data_line="4") == "4 Inbound calls (pro plan) CALLS 1,500 tiered 15.00 USD"
+        breakdown = text(html, data_tiers_of="4")
         assert breakdown.startswith("From Up to Units Unit price Flat fee Amount")
         assert texts(html, data_tier="0", data_amount="10") == ["0 1,000 1,000 0 10 10.00 USD"]
         assert texts(html, data_tier="1", data_amount="5") == ["1,000 ∞ 500 0.01 0 5.00 USD"]
-        assert text(html, data_line="3") == "3 API requests API 250 0.002 0.50 USD"
-        assert "Total 65.49 USD" in text(html, id="upcoming")
+        assert "Total 165.49 USD" in text(html, id="upcoming")
 
     def test_an_account_with_no_plan_and_nothing_this_month(
         self, client: TestClient, tenant: Tenant, priced: dict[str, Any]
