@@ -77,12 +77,17 @@ ADDED_AFTER_0008 = {"plans", "plan_versions", "subscriptions", "account_prices"}
 ADDED_AFTER_0009 = {("monthly_aggregates", "plan_id"), ("invoice_lines", "tiers")}
 
 
+#: The indexes that revisions after 0009 add.
+INDEXES_AFTER_0009 = {"ix_subscriptions_organization_id_starts_at", "ix_account_prices_organization_id"}
+
+
 def differences_at_0009(conn: Connection) -> list[Any]:
-    """The differences of a database at 0009 from the tables, less the columns that later revisions add."""
+    """The differences of a database at 0009 from the tables, less the columns and indexes later revisions add."""
     return [
         diff
         for diff in differences(conn)
         if not (diff[0] == "add_column" and (diff[2], diff[3].name) in ADDED_AFTER_0009)
+        and not (diff[0] == "add_index" and diff[1].name in INDEXES_AFTER_0009)
     ]
 
 

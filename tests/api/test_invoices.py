@@ -110,6 +110,7 @@ class TestInvoiceBody:
                     "unit_price": 100,
                     "unrounded_amount": 100,
                     "amount": 100,
+                    "tiers": [],
                 },
                 {
                     "line": 2,
@@ -120,6 +121,7 @@ class TestInvoiceBody:
                     "unit_price": Decimal("0.067"),
                     "unrounded_amount": Decimal("3.685"),
                     "amount": Decimal("3.69"),
+                    "tiers": [],
                 },
             ],
         }

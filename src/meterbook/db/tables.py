@@ -229,6 +229,8 @@ subscriptions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index(None, "account_id", "starts_at", unique=True),
     Index(None, "plan_id"),
+    # A billing run reads the organization's subscriptions of its month (fees), not every organization's.
+    Index(None, "organization_id", "starts_at"),
 )
 
 account_prices = Table(
@@ -242,6 +244,8 @@ account_prices = Table(
     # JSON: the price model.
     Column("price", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # A billing run reads the organization's negotiated prices.
+    Index(None, "organization_id"),
 )
 
 # --- features --------------------------------------------------------------------------------------

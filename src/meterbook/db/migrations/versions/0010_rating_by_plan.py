@@ -5,6 +5,8 @@
   aggregate's key. Every existing aggregate was rated without a plan: ``""``, and its id stays the same.
 - ``invoice_lines.tiers``: a tiered usage line's breakdown, JSON text whose numbers are exact decimal text; null
   for other lines (all existing ones).
+- Indexes for a billing run, which reads one organization's subscriptions of a month (its plans' fees) and its
+  negotiated prices: ``subscriptions (organization_id, starts_at)``, ``account_prices (organization_id)``.
 
 Downgrading drops both columns; it is refused while an aggregate names a plan (dropping the column would merge
 their units into the aggregates without one).
@@ -33,6 +35,10 @@ def upgrade() -> None:
         batch.alter_column("plan_id", server_default=None)
     with op.batch_alter_table("invoice_lines") as batch:
         batch.add_column(sa.Column("tiers", sa.Text(), nullable=True))
+    op.create_index(
+        op.f("ix_subscriptions_organization_id_starts_at"), "subscriptions", ["organization_id", "starts_at"]
+    )
+    op.create_index(op.f("ix_account_prices_organization_id"), "account_prices", ["organization_id"])
 
 
 def downgrade() -> None:
@@ -41,6 +47,8 @@ def downgrade() -> None:
         raise RuntimeError(
             "Some usage is rated by a plan: downgrading below 0010 would lose which. Export it first; nothing changed."
         )
+    op.drop_index(op.f("ix_account_prices_organization_id"), table_name="account_prices")
+    op.drop_index(op.f("ix_subscriptions_organization_id_starts_at"), table_name="subscriptions")
     with op.batch_alter_table("invoice_lines") as batch:
         batch.drop_column("tiers")
     with op.batch_alter_table("monthly_aggregates") as batch:
