@@ -46,6 +46,7 @@ from meterbook.db.tables import (
 from meterbook.errors import ExpiredApiKey, InvalidAuthorization
 from meterbook.features import service as features_service
 from meterbook.ledger import service as ledger
+from meterbook.plans import service as plans_service
 
 TOKEN = re.compile(r"mbk_[0-9a-f]{32}_[0-9a-f]{48}")
 UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -379,13 +380,14 @@ class TestDemoUsage:
         assert account.account_id is not None
         with database.read() as conn:
             balance = ledger.balance(conn, account, account.account_id)
-            usages = {item.name: item for item in features_service.usages(conn, account)}
+            usages = {item.name: item for item in plans_service.feature_usages(conn, account)}
         assert balance.balance > 0
         assert {"cohort.max_count", "api.monthly_calls", "seats"} <= set(usages)
-        assert usages["cohort.max_count"].limit == 10
-        assert usages["api.monthly_calls"].limit == 100_000
+        # Globex is on the demo's scale plan: its limits replace the features' defaults (10 cohorts, 100,000 calls).
+        assert usages["cohort.max_count"].limit == 25
+        assert usages["api.monthly_calls"].limit is None
         assert 0 < usages["cohort.max_count"].usage <= 10
-        # The account's own seat limit (an override) lets it use more than the default 25.
+        # The account's own seat limit (an override) beats its plan's 100 and the default 25.
         assert usages["seats"].limit == 50
         assert 25 < usages["seats"].usage <= 50
 
@@ -431,13 +433,13 @@ class TestDemoUsage:
         before = {table.name: count(database, table) for table in tables}
         with database.read() as conn:
             balance = ledger.balance(conn, first, first.account_id).balance
-            feature_usages = features_service.usages(conn, first)
+            feature_usages = plans_service.feature_usages(conn, first)
         assert before["usage_events"] > 0
         output = run_demo(runner)
         assert {table.name: count(database, table) for table in tables} == before
         with database.read() as conn:
             assert ledger.balance(conn, first, first.account_id).balance == balance  # type: ignore[arg-type]
-            assert features_service.usages(conn, first) == feature_usages
+            assert plans_service.feature_usages(conn, first) == feature_usages
         assert "all there already" in output
 
     def test_new_curl_examples_work(self, runner: CliRunner, database_file: Path, database: Database) -> None:

@@ -462,3 +462,44 @@ class TestUsages:
         key = seats.tenant.create_key(scopes=["usage:write"])["key"]
         response = seats.client.get("/v1/usages", headers=bearer(key))
         assert "usage:read" in assert_error(response, 403, "FORBIDDEN")["note"]
+
+
+# --- the limits of an account's plan ---------------------------------------------------------------
+
+
+class TestPlanLimits:
+    """An account's limit: its override, else the limit of the plan it is on now, else the feature's default."""
+
+    @staticmethod
+    def on_plan(client: Any, tenant: Any, seats: Seats, limit: int | None) -> None:
+        body = {"name": "Team", "currency": "USD", "prices": {}, "limits": {"seats": limit}}
+        assert client.put("/v1/plans/team", json=body, headers=bearer(tenant.key)).status_code in (200, 201)
+        path = f"/v1/accounts/{seats.id}/subscription"
+        response = client.put(path, json={"plan": "team"}, headers=bearer(tenant.key))
+        assert response.status_code == 200, response.text
+
+    def test_the_plans_limit_replaces_the_default(self, client, tenant, seats):
+        self.on_plan(client, tenant, seats, 8)
+        assert seats.limit == 8
+        seats.sent(7)  # past the default of 5
+        assert_limit_reached(seats.send(2))
+        assert seats.usage == 7
+
+    def test_a_plan_may_lift_the_limit(self, client, tenant, seats):
+        self.on_plan(client, tenant, seats, None)
+        assert seats.limit is None
+        seats.sent(1000)
+
+    def test_the_accounts_own_override_beats_its_plan(self, client, tenant, seats):
+        self.on_plan(client, tenant, seats, 8)
+        response = client.put(f"/v1/accounts/{seats.id}/limits/seats", json={"limit": 2}, headers=bearer(tenant.key))
+        assert response.status_code == 200, response.text
+        assert seats.limit == 2
+        assert_limit_reached(seats.send(3))
+
+    def test_a_plan_that_does_not_limit_the_feature_leaves_the_default(self, client, tenant, seats):
+        body = {"name": "Team", "currency": "USD", "prices": {}, "limits": {}}
+        assert client.put("/v1/plans/team", json=body, headers=bearer(tenant.key)).status_code == 201
+        client.put(f"/v1/accounts/{seats.id}/subscription", json={"plan": "team"}, headers=bearer(tenant.key))
+        assert seats.limit == 5
+        assert_limit_reached(seats.send(6))

@@ -43,6 +43,7 @@ from meterbook.invoicing import service as invoicing
 from meterbook.invoicing.models import Invoice
 from meterbook.kit.time import month_of, month_start, utcnow
 from meterbook.payments.models import Payment
+from meterbook.plans import service as plans
 
 __all__ = ["ERROR_RESPONSES", "SUMMARY_COUNTERS", "AccountOut", "FeatureUsageOut", "render_error", "router"]
 
@@ -298,7 +299,7 @@ def archive_account(request: Request, principal: Archiver, account_id: AccountId
 def list_usages(request: Request, principal: Annotated[Principal, Depends(authorized(access.READ_USAGE))]) -> Response:
     """The calling account's features with limit and usage; for an organization key, summed over its accounts."""
     with reading(request) as conn:
-        found = features.usages(conn, principal)
+        found = plans.feature_usages(conn, principal)
     return respond([FeatureUsageOut.of(item) for item in found])
 
 
@@ -352,7 +353,7 @@ BillingReader = Annotated[Principal, Depends(authorized(access.READ_BILLING))]
 
 def _billing(conn: Connection, principal: Principal, account_id: uuid.UUID) -> BillingOut:
     invoices, payments = invoicing.account_statement(conn, principal, account_id)
-    usages = features.usages(conn, principal, account_id)
+    usages = plans.feature_usages(conn, principal, account_id)
     return BillingOut(
         invoices=[BillingInvoiceOut.of(invoice) for invoice in invoices],
         payments=[BillingPaymentOut.of(payment) for payment in payments],

@@ -41,10 +41,10 @@ from meterbook.errors import (
     ValidationFailed,
     pydantic_message,
 )
-from meterbook.features import service as features
 from meterbook.kit.fields import INT64_MAX, InputModel, Utc
 from meterbook.ledger import service as ledger
 from meterbook.ledger.models import Balance, Transaction
+from meterbook.plans import service as plans
 from meterbook.usage import service as usage
 from meterbook.usage.schemas import MAX_BATCH, EventIn
 
@@ -674,7 +674,7 @@ def _check_feature(
 ) -> Response:
     with reading(request) as conn:
         account = accounts.billing_account_for(conn, principal, organization_id, project_id, billing_id)
-        found = next((item for item in features.usages(conn, principal, account.id) if item.name == feature), None)
+        found = next((item for item in plans.feature_usages(conn, principal, account.id) if item.name == feature), None)
     status = found is not None and (found.limit is None or found.usage < found.limit)
     return respond(FrontierCheckOut(status=status))
 

@@ -1,10 +1,14 @@
-"""The rules of features: limits, overrides, and usage that never passes a limit."""
+"""The rules of features: limits, overrides, and usage that never passes a limit.
+
+An account's limit of a feature is, first match wins: its own override, the limit of the plan it is on (the plan
+version in force now), the feature's default. Plans are above features: whoever calls with an account's usage
+passes its plan's limits (``plans.service.plan_limits``, or ``plans.service.feature_usages`` for the views)."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection
 
@@ -18,6 +22,7 @@ from meterbook.features.schemas import FeaturePut
 from meterbook.kit.time import utcnow
 
 __all__ = [
+    "PlanLimits",
     "apply_usage",
     "current_usage",
     "features_by_name",
@@ -26,6 +31,10 @@ __all__ = [
     "set_limit",
     "usages",
 ]
+
+
+#: The limits of the plans accounts are on, by (account, feature); None: unlimited. A pair absent: no plan limit.
+PlanLimits = Mapping[tuple[uuid.UUID, str], int | None]
 
 
 def put_feature(conn: Connection, principal: Principal, name: str, data: FeaturePut) -> tuple[Feature, bool]:
@@ -69,18 +78,28 @@ def set_limit(
     account = resolve_account(conn, principal, account_id)
     feature = _feature(conn, account.organization_id, name)
     repository.put_limit(conn, account.organization_id, account.id, name, limit, utcnow())
-    return _account_usages(conn, account.id, [feature])[0]
+    # The override just set beats any plan's limit.
+    return _account_usages(conn, account.id, [feature], {})[0]
 
 
 def _effective_limit(
-    feature: Feature, overrides: dict[tuple[uuid.UUID, str], int | None], account_id: uuid.UUID
+    feature: Feature,
+    overrides: dict[tuple[uuid.UUID, str], int | None],
+    plan_limits: PlanLimits,
+    account_id: uuid.UUID,
 ) -> int | None:
+    """The one rule: the account's override, else its plan's limit, else the feature's default."""
     key = (account_id, feature.name)
-    return overrides.get(key, feature.default_limit)
+    if key in overrides:
+        return overrides[key]
+    return plan_limits.get(key, feature.default_limit)
 
 
-def apply_usage(conn: Connection, organization_id: uuid.UUID, deltas: Sequence[UsageDelta]) -> None:
-    """Count feature usage; if any counter would pass its limit (or go below zero), refuse the whole request."""
+def apply_usage(
+    conn: Connection, organization_id: uuid.UUID, deltas: Sequence[UsageDelta], plan_limits: PlanLimits
+) -> None:
+    """Count feature usage; if any counter would pass its limit (or go below zero), refuse the whole request.
+    ``plan_limits``: the limits of the plans the accounts are on."""
     totals: dict[tuple[uuid.UUID, str, str], int] = defaultdict(int)
     defined = features_by_name(conn, organization_id, {change.feature for change in deltas})
     for change in deltas:
@@ -91,7 +110,7 @@ def apply_usage(conn: Connection, organization_id: uuid.UUID, deltas: Sequence[U
     for (account_id, name, period), delta in sorted(totals.items(), key=lambda item: (str(item[0][0]), *item[0][1:])):
         if delta == 0:
             continue
-        limit = _effective_limit(defined[name], overrides, account_id)
+        limit = _effective_limit(defined[name], overrides, plan_limits, account_id)
         if repository.add_usage(conn, organization_id, account_id, name, period, delta, limit) is None:
             if delta < 0:
                 raise InvalidInput(
@@ -102,7 +121,9 @@ def apply_usage(conn: Connection, organization_id: uuid.UUID, deltas: Sequence[U
             )
 
 
-def _account_usages(conn: Connection, account_id: uuid.UUID, defined: Sequence[Feature]) -> list[FeatureUsage]:
+def _account_usages(
+    conn: Connection, account_id: uuid.UUID, defined: Sequence[Feature], plan_limits: PlanLimits
+) -> list[FeatureUsage]:
     now = utcnow()
     overrides = repository.limits_for(conn, [account_id])
     used = repository.usage_for(conn, [account_id], {f.name: period_of(f.reset, now) for f in defined})
@@ -110,22 +131,25 @@ def _account_usages(conn: Connection, account_id: uuid.UUID, defined: Sequence[F
         FeatureUsage(
             name=feature.name,
             description=feature.description,
-            limit=_effective_limit(feature, overrides, account_id),
+            limit=_effective_limit(feature, overrides, plan_limits, account_id),
             usage=used.get(feature.name, 0),
         )
         for feature in defined
     ]
 
 
-def usages(conn: Connection, principal: Principal, account_id: uuid.UUID | None = None) -> list[FeatureUsage]:
+def usages(
+    conn: Connection, principal: Principal, account_id: uuid.UUID | None, plan_limits: PlanLimits
+) -> list[FeatureUsage]:
     """Every feature with its limit and current usage: for one account (by default the key's own), or, for an
-    organization key, summed over all its accounts (with the default limits)."""
+    organization key, summed over all its accounts (with the default limits). ``plan_limits``: the limits of the
+    plan the account is on (``plans.service.feature_usages`` passes them)."""
     organization_id, path_prefix = within(principal)
     defined = repository.get_features(conn, organization_id)
     target = account_id or principal.account_id
     if target is not None:
         account = resolve_account(conn, principal, target)
-        return _account_usages(conn, account.id, defined)
+        return _account_usages(conn, account.id, defined, plan_limits)
     account_ids = [account.id for account in accounts_repository.list_accounts(conn, organization_id, path_prefix)]
     now = utcnow()
     used = repository.usage_for(conn, account_ids, {f.name: period_of(f.reset, now) for f in defined})

@@ -30,6 +30,7 @@ from meterbook.catalog.models import Product
 from meterbook.db.locks import lock_organization_usage
 from meterbook.errors import FieldError, NotFound, ValidationFailed
 from meterbook.features import service as features
+from meterbook.features.models import FeatureUsage
 from meterbook.kit.time import month_of, month_start, next_month, utcnow
 from meterbook.plans import repository
 from meterbook.plans.models import (
@@ -53,10 +54,12 @@ __all__ = [
     "account_terms",
     "end_subscription",
     "every_subscription",
+    "feature_usages",
     "get_plan",
     "list_plans",
     "month_fees",
     "negotiated_prices",
+    "plan_limits",
     "price_at",
     "price_book",
     "put_negotiated_price",
@@ -429,3 +432,35 @@ def month_fees(
         if owner in archived
         for part in fee_parts(first, end, owned, plans, archived[owner])
     ]
+
+
+# --- feature limits of plans -----------------------------------------------------------------------
+
+
+def plan_limits(
+    conn: Connection, organization_id: uuid.UUID, account_ids: Iterable[uuid.UUID], moment: datetime
+) -> dict[tuple[uuid.UUID, str], int | None]:
+    """The feature limits of the plan each account is on at ``moment`` (the version in force then), by (account,
+    feature); accounts on no plan, and features a plan does not limit, are left out."""
+    subscribed = subscriptions_by_account(conn, account_ids)
+    plan_ids = {item.plan_id for owned in subscribed.values() for item in owned if item.covers(moment)}
+    if not plan_ids:
+        return {}
+    found = {plan.id: plan for plan in repository.list_plans(conn, organization_id, ids=plan_ids)}
+    limits: dict[tuple[uuid.UUID, str], int | None] = {}
+    for account_id, owned in subscribed.items():
+        current = next((item for item in owned if item.covers(moment)), None)
+        plan = None if current is None else found.get(current.plan_id)
+        version = None if plan is None else plan.version_at(moment)
+        if version is not None:
+            limits.update({(account_id, name): limit for name, limit in version.limits.items()})
+    return limits
+
+
+def feature_usages(conn: Connection, principal: Principal, account_id: uuid.UUID | None = None) -> list[FeatureUsage]:
+    """:func:`meterbook.features.service.usages` with the limits of the plan the account is on now."""
+    target = account_id or principal.account_id
+    organization_id = principal.organization_id
+    # Read before the account is checked to be within reach, but shown only after features.usages has checked it.
+    limits = {} if target is None or organization_id is None else plan_limits(conn, organization_id, [target], utcnow())
+    return features.usages(conn, principal, account_id, limits)

@@ -365,7 +365,8 @@ def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequenc
         if event.type == "feature" and event.feature is not None
     ]
     if feature_uses:
-        features.apply_usage(conn, organization_id, feature_uses)
+        limits = plans.plan_limits(conn, organization_id, {use.account_id for use in feature_uses}, now)
+        features.apply_usage(conn, organization_id, feature_uses, limits)
 
 
 # --- plan changes ----------------------------------------------------------------------------------

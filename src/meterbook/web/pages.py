@@ -34,6 +34,7 @@ from meterbook.invoicing import service as invoicing
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.payments import service as payments
+from meterbook.plans import service as plans_service
 from meterbook.web import actions, plans, session
 from meterbook.web.common import (
     ActionRefused,
@@ -246,7 +247,7 @@ def account_page(request: Request, account_id: str) -> Response:
 def _feature_rows(conn: Connection, principal: Principal, account: Account) -> list[dict[str, Any]]:
     resets = {feature.name: feature.reset for feature in features.list_features(conn, principal)}
     rows = []
-    for item in features.usages(conn, principal, account.id):
+    for item in plans_service.feature_usages(conn, principal, account.id):
         share = None if not item.limit else item.usage / item.limit
         level = "none" if share is None else "full" if share >= 1 else "near" if share >= NEAR_LIMIT else "ok"
         rows.append(
