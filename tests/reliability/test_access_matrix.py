@@ -259,6 +259,9 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/v1/accounts/{account_id}/prices"): Row(
         "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/prices", None)
     ),
+    ("GET", "/v1/accounts/{account_id}/invoices/upcoming"): Row(
+        "billing:read", lambda v: (f"/v1/accounts/{v.parent['id']}/invoices/upcoming", None)
+    ),
     # --- native: billing runs, invoices, payments ---------------------------------------------------------
     # A billing run covers a whole organization: an account key may not start one.
     ("POST", "/v1/billing_runs"): Row(
