@@ -39,6 +39,7 @@ __all__ = ["UsageCharge", "charges", "price_book_for", "priced", "priced_rows"]
 #: Enough digits to add up any month of exact amounts without rounding.
 _EXACT_DIGITS = 100
 _PRICE_STEP = Decimal(1).scaleb(-MONEY_SCALE)
+_ONE = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -66,48 +67,57 @@ class UsageCharge:
 
 
 def _plain(value: Decimal) -> Decimal:
-    with localcontext(prec=_EXACT_DIGITS):
-        normalized = value.normalize()
-        return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized
+    """Without trailing zeros or exponent; called inside a context of :data:`_EXACT_DIGITS` digits."""
+    normalized = value.normalize()
+    return normalized.quantize(_ONE) if normalized == normalized.to_integral_value() else normalized
 
 
 def _shown_price(amount: Decimal, units: Decimal) -> Decimal:
     """A row's amount per unit, rounded half away from zero to the price scale (CONTRACT §6, the Talkdesk row)."""
     if units == 0:
         return Decimal(0)
-    with localcontext(prec=_EXACT_DIGITS):
-        return _plain((amount / units).quantize(_PRICE_STEP, rounding=ROUND_HALF_UP))
+    return _plain((amount / units).quantize(_PRICE_STEP, rounding=ROUND_HALF_UP))
 
 
 def _priced_group(
-    applied: AppliedPrice, rows: list[Aggregate]
+    applied: AppliedPrice, rows: list[Aggregate], units: Decimal, with_rows: bool
 ) -> tuple[Decimal, tuple[TierCharge, ...], list[Aggregate]]:
-    rows = sorted(rows, key=lambda row: row.id)
-    with localcontext(prec=_EXACT_DIGITS):
-        units = sum((row.number_of_units for row in rows), Decimal(0))
-    whole = price(applied.price, _plain(units))
+    whole = price(applied.price, units)
+    if not with_rows:
+        return whole.amount, whole.tiers, []
+    if len(rows) == 1:
+        [row] = rows
+        return whole.amount, whole.tiers, [replace(row, amount=whole.amount, price=_shown_price(whole.amount, units))]
     parts: list[Aggregate] = []
     counted = Decimal(0)
     before = Decimal(0)
+    rows = sorted(rows, key=lambda row: row.id)
     for index, row in enumerate(rows):
-        with localcontext(prec=_EXACT_DIGITS):
-            counted += row.number_of_units
+        counted += row.number_of_units
         # The last row's part is the rest, which is what pricing every unit gives: no second pricing of the total.
         upto = whole.amount if index == len(rows) - 1 else price(applied.price, _plain(counted)).amount
-        with localcontext(prec=_EXACT_DIGITS):
-            part = _plain(upto - before)
+        part = _plain(upto - before)
         before = upto
         parts.append(replace(row, amount=part, price=_shown_price(part, row.number_of_units)))
     return whole.amount, whole.tiers, parts
 
 
-def charges(book: PriceBook, usage: Iterable[Aggregate]) -> list[UsageCharge]:
+def charges(book: PriceBook, usage: Iterable[Aggregate], *, with_rows: bool = True) -> list[UsageCharge]:
     """The usage charges of these aggregates (every row of each account, product and month they name), ordered by
-    account, month, currency, product and then price (the catalog's first)."""
+    account, month, currency, product and then price (the catalog's first). ``with_rows`` False leaves each
+    charge's ``aggregates`` empty (a billing run needs only the amounts)."""
     by_price: dict[tuple[uuid.UUID, str, str, str, str], list[Aggregate]] = defaultdict(list)
     applied_of: dict[tuple[uuid.UUID, str, str, str, str], AppliedPrice | None] = {}
+    # Most accounts have no negotiated price: their price is the plan's, the same for every account on it.
+    contracted: dict[tuple[uuid.UUID | None, str, str, str], AppliedPrice | None] = {}
     for row in usage:
-        applied = book.contracted(row.account_id, row.plan_id, row.product_id, month_start(row.month))
+        owner = row.account_id if row.account_id in book.negotiated else None
+        memo = (owner, row.plan_id, row.product_id, row.month)
+        if memo in contracted:
+            applied = contracted[memo]
+        else:
+            applied = book.contracted(row.account_id, row.plan_id, row.product_id, month_start(row.month))
+            contracted[memo] = applied
         # Which count the row's units join: the catalog's rows are summed, never tiered; a negotiated price
         # counts the account's units whatever plan they were rated under; a plan's price counts that plan's.
         pricing_key = "" if applied is None else "negotiated" if applied.source == "negotiated" else row.plan_id
@@ -115,38 +125,41 @@ def charges(book: PriceBook, usage: Iterable[Aggregate]) -> list[UsageCharge]:
         by_price[key].append(row)
         applied_of[key] = applied
     found: list[UsageCharge] = []
-    for key in sorted(by_price, key=lambda item: (str(item[0]), *item[1:])):
-        account_id, month, currency, product_id, pricing_key = key
-        rows = by_price[key]
-        applied = applied_of[key]
-        with localcontext(prec=_EXACT_DIGITS):
-            units = _plain(sum((row.number_of_units for row in rows), Decimal(0)))
-        if applied is None:
-            with localcontext(prec=_EXACT_DIGITS):
-                amount = _plain(sum((row.total_amount for row in rows), Decimal(0)))
-            prices = {row.price for row in rows}
-            unit_price = prices.pop() if len(prices) == 1 else None
-            tiers: tuple[TierCharge, ...] = ()
-            parts = sorted(rows, key=lambda row: row.id)
-        else:
-            amount, tiers, parts = _priced_group(applied, rows)
-            unit_price = applied.price.unit_price if isinstance(applied.price, PerUnitPrice) else None
-        found.append(
-            UsageCharge(
-                account_id=account_id,
-                product_id=product_id,
-                description=rows[0].description,
-                month=month,
-                currency=currency,
-                applied=applied,
-                plan_id=pricing_key if applied is not None and applied.source == "plan" else "",
-                units=units,
-                amount=amount,
-                unit_price=None if unit_price is None else _plain(unit_price),
-                tiers=tiers,
-                aggregates=tuple(parts),
+    with localcontext(prec=_EXACT_DIGITS):
+        for key in sorted(by_price, key=lambda item: (str(item[0]), *item[1:])):
+            account_id, month, currency, product_id, pricing_key = key
+            rows = by_price[key]
+            applied = applied_of[key]
+            units = (
+                rows[0].number_of_units
+                if len(rows) == 1
+                else _plain(sum((row.number_of_units for row in rows), Decimal(0)))
             )
-        )
+            if applied is None:
+                amount = _plain(sum((row.total_amount for row in rows), Decimal(0)))
+                prices = {row.price for row in rows}
+                unit_price = prices.pop() if len(prices) == 1 else None
+                tiers: tuple[TierCharge, ...] = ()
+                parts = sorted(rows, key=lambda row: row.id) if with_rows else []
+            else:
+                amount, tiers, parts = _priced_group(applied, rows, units, with_rows)
+                unit_price = applied.price.unit_price if isinstance(applied.price, PerUnitPrice) else None
+            found.append(
+                UsageCharge(
+                    account_id=account_id,
+                    product_id=product_id,
+                    description=rows[0].description,
+                    month=month,
+                    currency=currency,
+                    applied=applied,
+                    plan_id=pricing_key if applied is not None and applied.source == "plan" else "",
+                    units=units,
+                    amount=amount,
+                    unit_price=None if unit_price is None else _plain(unit_price),
+                    tiers=tiers,
+                    aggregates=tuple(parts),
+                )
+            )
     return found
 
 

@@ -101,4 +101,6 @@ class Aggregate:
 
     @staticmethod
     def units_of(whole: int, nanos: int) -> Decimal:
+        if not nanos:
+            return Decimal(whole)  # the usual whole units: read for every aggregate of a billing run
         return Decimal(whole) + from_scaled(nanos)

@@ -101,7 +101,7 @@ def month_charges(
     else:
         usage = repository.months_of_accounts(conn, organization_id, [(account_id, month)])
         book = charges.price_book_for(conn, organization_id, usage)
-    return charges.charges(book, usage)
+    return charges.charges(book, usage, with_rows=False)
 
 
 def add(conn: Connection, ratings: Sequence[Rating]) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
 from meterbook.accounts.repository import reachable_ids
 from meterbook.db.tables import payment_allocations, payments
-from meterbook.db.upsert import insert_for
+from meterbook.db.upsert import insert_for, insert_for_dialect
 from meterbook.payments.models import Allocation, Payment
 
 __all__ = [
@@ -144,19 +145,25 @@ def set_unapplied(conn: Connection, changes: Iterable[tuple[uuid.UUID, str, Deci
         )
 
 
+@cache
+def _allocation_upsert(dialect_name: str) -> Any:
+    # Built once per dialect: a billing run settles accounts one by one, and building an upsert (its
+    # ``excluded`` columns above all) cost more than running it.
+    statement = insert_for_dialect(dialect_name, payment_allocations)
+    return statement.on_conflict_do_update(
+        index_elements=["account_id", "payment_id", "invoice_id"],
+        set_={"amount": payment_allocations.c.amount + statement.excluded.amount},
+    )
+
+
 def add_allocations(
     conn: Connection, organization_id: uuid.UUID, allocations: Sequence[tuple[uuid.UUID, str, uuid.UUID, Decimal]]
 ) -> None:
     """Record (account, payment, invoice, amount) applications; a payment applied to an invoice again adds to it."""
     if not allocations:
         return
-    statement = insert_for(conn, payment_allocations)
-    statement = statement.on_conflict_do_update(
-        index_elements=["account_id", "payment_id", "invoice_id"],
-        set_={"amount": payment_allocations.c.amount + statement.excluded.amount},
-    )
     conn.execute(
-        statement,
+        _allocation_upsert(conn.dialect.name),
         [
             {
                 "organization_id": organization_id,

@@ -22,6 +22,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from functools import lru_cache
 from typing import assert_never
 
 from meterbook.pricing.models import Priced, TierCharge
@@ -41,13 +42,23 @@ def _plain(value: Decimal) -> Decimal:
     return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized
 
 
+@lru_cache(maxsize=4096)
+def _plain_constant(value: Decimal) -> Decimal:
+    """:func:`_plain` of a price's own figures (bounds, unit prices, fees): a billing run prices every account's
+    month with the same few, so each is made plain once."""
+    if value == 0:
+        return _ZERO  # never a "-0": equal figures share one cache entry
+    with localcontext(_EXACT):
+        return _plain(value)
+
+
 def _charge(lower: Decimal, tier: Tier, units: Decimal) -> TierCharge:
     return TierCharge(
-        from_=_plain(lower),
-        up_to=None if tier.up_to is None else _plain(tier.up_to),
+        from_=_plain_constant(lower),
+        up_to=None if tier.up_to is None else _plain_constant(tier.up_to),
         units=_plain(units),
-        unit_price=_plain(tier.unit_price),
-        flat_fee=_plain(tier.flat_fee),
+        unit_price=_plain_constant(tier.unit_price),
+        flat_fee=_plain_constant(tier.flat_fee),
         amount=_plain(units * tier.unit_price + tier.flat_fee),
     )
 
