@@ -21,6 +21,7 @@ __all__ = [
     "account_aggregates",
     "accounts_month_aggregates",
     "add_increments",
+    "aggregate_of",
     "aggregates_by_id",
     "aggregates_query",
     "count",
@@ -120,12 +121,17 @@ def aggregates_query(organization_id: uuid.UUID) -> Select[Any]:
 
 
 def _aggregate(row: Any) -> Aggregate:
+    return aggregate_of(row, row.aggr_product_id, row.description)
+
+
+def aggregate_of(row: Any, aggr_product_id: str | None = None, description: str = "") -> Aggregate:
+    """The aggregate a ``monthly_aggregates`` row holds; its product's current names, if read beside it."""
     return Aggregate(
         id=row.id,
         account_id=row.account_id,
         product_id=row.product_id,
-        aggr_product_id=row.aggr_product_id,
-        description=row.description,
+        aggr_product_id=aggr_product_id,
+        description=description,
         month=row.month,
         type=row.type,
         direction=row.direction or None,

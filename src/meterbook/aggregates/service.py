@@ -6,10 +6,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -229,27 +228,6 @@ def _plain(amount: Decimal) -> str:
 VERIFY_PROGRESS_STEP = 10_000
 
 
-def _stored(row: Any, units: Decimal | None = None) -> Aggregate:
-    return Aggregate(
-        id=row.id,
-        account_id=row.account_id,
-        product_id=row.product_id,
-        aggr_product_id=None,
-        description="",
-        month=row.month,
-        type=row.type,
-        direction=row.direction or None,
-        resolution=row.resolution or None,
-        unit=row.unit,
-        currency=row.currency,
-        wallet_name=row.wallet_name or None,
-        price=row.price,
-        number_of_units=Aggregate.units_of(row.units_whole, row.units_nanos) if units is None else units,
-        event_count=int(row.event_count),
-        plan_id=row.plan_id,
-    )
-
-
 def verify(conn: Connection, progress: Callable[[int, int], None] | None = None) -> Verification:
     """Recompute every aggregate from the raw events, and every amount from the recomputed units, and report each
     one that differs: an aggregate's units or events, an event rated under another plan than the one its account
@@ -299,8 +277,9 @@ def verify(conn: Connection, progress: Callable[[int, int], None] | None = None)
                 f"{row.plan_id or 'none'}, but its account was on plan {plan_of[row.id] or 'none'} when its events "
                 "occurred"
             )
-        stored_by_organization[row.organization_id].append(_stored(row))
-        raw_by_organization[row.organization_id].append(_stored(row, units))
+        as_stored = repository.aggregate_of(row)
+        stored_by_organization[row.organization_id].append(as_stored)
+        raw_by_organization[row.organization_id].append(replace(as_stored, number_of_units=units))
     differences += [f"aggregate {found} holds events of more than one plan" for found in misplaced]
     for aggregate_id, (units, events) in recomputed.items():
         differences.append(f"aggregate {aggregate_id} is missing: {events} events with {_plain(units)} units name it")

@@ -134,24 +134,25 @@ _SUBSCRIPTIONS = select(subscriptions, plans.c.code.label("plan_code")).join(
 )
 
 
+def _subscription(row: Row[Any]) -> Subscription:
+    return Subscription(
+        id=row.id,
+        account_id=row.account_id,
+        plan_id=row.plan_id,
+        plan_code=row.plan_code,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        created_at=row.created_at,
+    )
+
+
 def subscriptions_of(conn: Connection, account_ids: Iterable[uuid.UUID] | None) -> list[Subscription]:
     """The subscriptions of the accounts (None: of every account), by account, earliest first."""
     statement = _SUBSCRIPTIONS
     if account_ids is not None:
         statement = statement.where(subscriptions.c.account_id.in_(list(account_ids)))
     rows = conn.execute(statement.order_by(subscriptions.c.account_id, subscriptions.c.starts_at)).all()
-    return [
-        Subscription(
-            id=row.id,
-            account_id=row.account_id,
-            plan_id=row.plan_id,
-            plan_code=row.plan_code,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
+    return [_subscription(row) for row in rows]
 
 
 def subscriptions_during(
@@ -171,18 +172,7 @@ def subscriptions_during(
     if account_id is not None:
         statement = statement.where(subscriptions.c.account_id == account_id)
     rows = conn.execute(statement.order_by(subscriptions.c.account_id, subscriptions.c.starts_at)).all()
-    return [
-        Subscription(
-            id=row.id,
-            account_id=row.account_id,
-            plan_id=row.plan_id,
-            plan_code=row.plan_code,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
+    return [_subscription(row) for row in rows]
 
 
 def end_subscriptions_at(conn: Connection, account_id: uuid.UUID, moment: datetime) -> None:
