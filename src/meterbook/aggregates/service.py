@@ -20,6 +20,7 @@ from meterbook.aggregates.models import Aggregate, AggregateKey, month_of, split
 from meterbook.catalog.models import Product
 from meterbook.errors import Conflict, Forbidden, InvalidInput, ValidationFailed
 from meterbook.plans import service as plans
+from meterbook.plans.models import plan_id_at
 
 __all__ = [
     "MAX_UNITS",
@@ -31,7 +32,6 @@ __all__ = [
     "account_usage",
     "add",
     "month_charges",
-    "month_usage",
     "rate",
     "rerate_account",
     "search",
@@ -82,11 +82,6 @@ def rate(
         plan_id=plan_id,
     )
     return Rating(key=key, quantity=quantity)
-
-
-def month_usage(conn: Connection, organization_id: uuid.UUID, month: str) -> list[Aggregate]:
-    """Every aggregate of the organization in ``month``, as stored (units; not priced)."""
-    return repository.month_aggregates(conn, organization_id, month)
 
 
 def month_charges(
@@ -143,9 +138,9 @@ def rerate_account(conn: Connection, organization_id: uuid.UUID, account_id: uui
     stored = repository.aggregates_by_id(conn, sorted({row.aggregate_id for row in events}))
     moves: list[tuple[str, str]] = []
     leaving: dict[str, list[Decimal]] = defaultdict(list)
-    arriving: dict[str, Rating] = {}
+    arriving: list[Rating] = []
     for event in events:
-        plan_id = next((str(item.plan_id) for item in subscribed if item.covers(event.occurred_at)), "")
+        plan_id = plan_id_at(subscribed, event.occurred_at)
         old = stored[event.aggregate_id]
         if old.plan_id == plan_id:
             continue
@@ -165,7 +160,7 @@ def rerate_account(conn: Connection, organization_id: uuid.UUID, account_id: uui
         )
         quantity = Decimal(event.quantity)
         leaving[old.id].append(quantity)
-        arriving[f"{event.id}"] = Rating(key=key, quantity=quantity)
+        arriving.append(Rating(key=key, quantity=quantity))
         moves.append((event.id, key.id))
     # A fixed order of rows, as ingestion locks them (no deadlock on PostgreSQL).
     for aggregate_id in sorted(leaving):
@@ -174,7 +169,7 @@ def rerate_account(conn: Connection, organization_id: uuid.UUID, account_id: uui
             left = Aggregate.units_of(old.units_whole, old.units_nanos) - sum(leaving[aggregate_id], Decimal(0))
         whole, nanos = split_units(left)
         repository.set_units(conn, aggregate_id, whole, nanos, int(old.event_count) - len(leaving[aggregate_id]))
-    add(conn, list(arriving.values()))
+    add(conn, arriving)
     repository.move_events(conn, account_id, moves)
     return len(moves)
 
@@ -245,9 +240,7 @@ def verify(conn: Connection, progress: Callable[[int, int], None] | None = None)
     for row in repository.recompute_rows(conn):
         units, events = recomputed[row.aggregate_id]
         recomputed[row.aggregate_id] = (units + Decimal(row.quantity), events + 1)
-        plan_id = next(
-            (str(item.plan_id) for item in subscribed.get(row.account_id, ()) if item.covers(row.occurred_at)), ""
-        )
+        plan_id = plan_id_at(subscribed.get(row.account_id, ()), row.occurred_at)
         if plan_of.setdefault(row.aggregate_id, plan_id) != plan_id and len(misplaced) < 100:
             misplaced.append(row.aggregate_id)
         read += 1

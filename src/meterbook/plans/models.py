@@ -27,6 +27,8 @@ __all__ = [
     "contracted_price",
     "fee_parts",
     "plan_at",
+    "plan_id_at",
+    "subscription_at",
 ]
 
 #: What is left of a month's included credits at its end: nothing, all of it, or at most this many credits.
@@ -137,12 +139,21 @@ def contracted_price(
     return None
 
 
+def subscription_at(subscriptions: Sequence[Subscription], moment: datetime) -> Subscription | None:
+    """The one of an account's subscriptions that covers ``moment``: they never overlap, so at most one does."""
+    return next((subscription for subscription in subscriptions if subscription.covers(moment)), None)
+
+
+def plan_id_at(subscriptions: Sequence[Subscription], moment: datetime) -> str:
+    """The id (as text, as aggregates keep it) of the plan an account was on at ``moment``; "" for none."""
+    covering = subscription_at(subscriptions, moment)
+    return "" if covering is None else str(covering.plan_id)
+
+
 def plan_at(terms: AccountTerms, moment: datetime) -> Plan | None:
-    """The plan the account is on at ``moment``: subscriptions never overlap, so at most one covers it."""
-    for subscription in terms.subscriptions:
-        if subscription.covers(moment):
-            return terms.plans.get(subscription.plan_id)
-    return None
+    """The plan the account is on at ``moment``."""
+    covering = subscription_at(terms.subscriptions, moment)
+    return None if covering is None else terms.plans.get(covering.plan_id)
 
 
 def applicable_price(terms: AccountTerms, product: Product, moment: datetime) -> AppliedPrice | None:

@@ -45,6 +45,7 @@ from meterbook.plans.models import (
     applicable_price,
     contracted_price,
     fee_parts,
+    subscription_at,
 )
 from meterbook.plans.schemas import NegotiatedPricePut, PlanPut, SubscriptionPut
 
@@ -205,7 +206,7 @@ def get_plan(conn: Connection, principal: Principal, code: str) -> Plan:
 def _view(conn: Connection, account: Account) -> AccountSubscriptions:
     now = utcnow()
     found = repository.subscriptions_of(conn, [account.id])
-    current = next((item for item in found if item.covers(now)), None)
+    current = subscription_at(found, now)
     return AccountSubscriptions(account.id, current, tuple(item for item in found if item.starts_at > now))
 
 
@@ -261,7 +262,7 @@ def put_subscription(
     if errors:
         raise ValidationFailed(errors)
     existing = repository.subscriptions_of(conn, [account.id])
-    covering = next((item for item in existing if item.covers(starts_at)), None)
+    covering = subscription_at(existing, starts_at)
     unchanged = (
         covering is not None
         and covering.plan_id == plan.id
@@ -443,14 +444,14 @@ def plan_limits(
     """The feature limits of the plan each account is on at ``moment`` (the version in force then), by (account,
     feature); accounts on no plan, and features a plan does not limit, are left out."""
     subscribed = subscriptions_by_account(conn, account_ids)
-    plan_ids = {item.plan_id for owned in subscribed.values() for item in owned if item.covers(moment)}
+    current = {account_id: subscription_at(owned, moment) for account_id, owned in subscribed.items()}
+    plan_ids = {item.plan_id for item in current.values() if item is not None}
     if not plan_ids:
         return {}
     found = {plan.id: plan for plan in repository.list_plans(conn, organization_id, ids=plan_ids)}
     limits: dict[tuple[uuid.UUID, str], int | None] = {}
-    for account_id, owned in subscribed.items():
-        current = next((item for item in owned if item.covers(moment)), None)
-        plan = None if current is None else found.get(current.plan_id)
+    for account_id, covering in current.items():
+        plan = None if covering is None else found.get(covering.plan_id)
         version = None if plan is None else plan.version_at(moment)
         if version is not None:
             limits.update({(account_id, name): limit for name, limit in version.limits.items()})

@@ -35,7 +35,7 @@ from meterbook.kit.time import month_start, next_month, utcnow
 from meterbook.ledger import service as ledger
 from meterbook.ledger.models import UsageDebit
 from meterbook.plans import service as plans
-from meterbook.plans.models import Subscription, applicable_price
+from meterbook.plans.models import applicable_price, plan_id_at
 from meterbook.plans.schemas import SubscriptionPut
 from meterbook.plans.service import AccountSubscriptions
 from meterbook.usage import repository
@@ -91,14 +91,6 @@ def event_fingerprint(event: EventIn) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _plan_at(subscriptions: Sequence[Subscription], moment: datetime) -> str:
-    """The id (as text) of the plan the account was on at ``moment``, "" for none."""
-    for subscription in subscriptions:
-        if subscription.covers(moment):
-            return str(subscription.plan_id)
-    return ""
-
-
 def _check_and_rate(
     conn: Connection, principal: Principal, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime
 ) -> list[Rating | None]:
@@ -118,7 +110,7 @@ def _check_and_rate(
     def _has_contracted_price(account_id: uuid.UUID, product: Product, moment: datetime) -> bool:
         """Whether a negotiated or plan price prices usage the catalog does not (rare: read only then)."""
         # The month decides a negotiated price or a plan version, the subscription the plan.
-        memo = (account_id, product.product_id, month_of(moment), _plan_at(subscribed.get(account_id, ()), moment))
+        memo = (account_id, product.product_id, month_of(moment), plan_id_at(subscribed.get(account_id, ()), moment))
         if memo not in contracted:
             terms = plans.account_terms(conn, organization_id, [account_id])[account_id]
             contracted[memo] = applicable_price(terms, product, moment) is not None
@@ -146,7 +138,7 @@ def _check_and_rate(
             else:
                 occurred_at = event.occurred_at or now
                 price = product.price_at(occurred_at)
-                plan_id = _plan_at(subscribed.get(event.account_id, ()), occurred_at)
+                plan_id = plan_id_at(subscribed.get(event.account_id, ()), occurred_at)
                 memo = (
                     event.account_id,
                     event.product_id,
