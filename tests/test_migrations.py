@@ -1092,3 +1092,53 @@ def _plan_tables(conn: Connection) -> dict[str, list[str]]:
     """The plan rows the test added after 0009 (they are not 0010's to remove)."""
     rows = every_row(conn)
     return {table: rows[table] for table in ("plans", "plan_versions", "subscriptions")}
+
+
+# --- 0011: one text form of SQLite's timestamps -------------------------------------------------------
+
+#: The timestamps the bulk inserts wrote before 0011: (table, column).
+_WRITTEN_IN_BULK = (
+    ("usage_events", "occurred_at"),
+    ("usage_events", "received_at"),
+    ("credit_transactions", "created_at"),
+)
+
+
+class TestSqliteTimestampText:
+    def test_whole_seconds_get_their_fraction_and_nothing_else_changes(
+        self, empty_database: Database, backend: str
+    ) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            fill_at_0006(conn)
+        step_to(empty_database, "0010")
+        with empty_database.write() as conn:
+            if backend == "sqlite":
+                # What the bulk inserts wrote before 0011 for an instant at a whole second.
+                for table, column in _WRITTEN_IN_BULK:
+                    conn.execute(
+                        text(f"UPDATE {table} SET {column} = substr({column}, 1, 19) WHERE {column} LIKE '%.000000'")
+                    )
+                shortened = conn.execute(text("SELECT count(*) FROM usage_events WHERE length(occurred_at) = 19"))
+                assert shortened.scalar_one() > 0
+            before = every_row(conn)
+            earliest = conn.execute(select(func.min(usage_events.c.occurred_at))).scalar_one()
+        step_to(empty_database, "0011")
+        with empty_database.read() as conn:
+            after = every_row(conn)
+            if backend == "sqlite":
+                for table, column in _WRITTEN_IN_BULK:
+                    lengths = conn.execute(text(f"SELECT DISTINCT length({column}) FROM {table}")).scalars().all()
+                    assert lengths == [26], (table, column)
+                # Text compares as instants again: the earliest event is at or after its own instant.
+                found = conn.execute(select(func.count()).where(usage_events.c.occurred_at >= earliest)).scalar_one()
+                assert found == len(after["usage_events"])
+                changed = {"usage_events", "credit_transactions"}
+                assert {t: r for t, r in after.items() if t not in changed} == {
+                    t: r for t, r in before.items() if t not in changed
+                }
+                assert len(after["usage_events"]) == len(before["usage_events"])
+            else:
+                assert after == before
+        step_to(empty_database, "0010", down=True)
+        step_to(empty_database, "head")

@@ -188,6 +188,22 @@ class TestPlanChangeInTheMiddleOfAMonth:
         with database.read() as conn:
             assert aggregates.verify(conn).differences == []
 
+    def test_a_change_dated_back_to_the_instant_of_an_event_reprices_it(
+        self, billing: Billing, database: Database
+    ) -> None:
+        # A whole-second instant, the most common kind: SQLite once stored such an event's time without the
+        # fraction, and a change starting at that very instant did not find it.
+        account = billing.account()
+        plan(billing, "starter", GRADUATED)
+        plan(billing, "growth", VOLUME)
+        subscribe(billing, account, "starter", start_of(LAST_MONTH))
+        billing.use(account, PRODUCT, 12, at(LAST_MONTH, 16))
+        subscribe(billing, account, "growth", at(LAST_MONTH, 16))
+        lines = usage_lines(upcoming(billing, account)["invoices"][0])
+        assert [(line["description"], line["amount"]) for line in lines] == [("Calls (growth plan)", Decimal(36))]
+        with database.read() as conn:
+            assert aggregates.verify(conn).differences == []
+
     def test_the_negotiated_price_beats_the_plan(self, billing: Billing) -> None:
         account = billing.account()
         plan(billing, "starter", GRADUATED, fee=10)

@@ -30,7 +30,10 @@ def _prepared(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "  # noqa: S608
         f"VALUES ({', '.join(marker for _ in columns)})"
     )
-    processors = tuple(table.c[name].type.bind_processor(dialect) for name in columns)
+    # The dialect's own form of each type, as SQLAlchemy's compiler takes it: a decorated type's generic impl
+    # (DateTime) has no processor of its own, and the driver's adapter would then write SQLite's timestamps as
+    # text without microseconds when they are zero, which sorts before the same instant written by SQLAlchemy.
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
     return statement, processors
 
 
