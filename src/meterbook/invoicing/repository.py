@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
 from meterbook.accounts.repository import reachable_ids
+from meterbook.db.bulk import insert_rows
 from meterbook.db.tables import (
     accounts,
     billing_history,
@@ -59,6 +60,7 @@ __all__ = [
     "list_billing_runs",
     "list_invoices",
     "open_invoices",
+    "record_amounts_paid",
     "too_large_to_store",
     "update_invoice",
     "verify_history_counts",
@@ -131,47 +133,81 @@ def too_large_to_store(new_invoices: Sequence[Invoice]) -> list[str]:
     return problems
 
 
+_INVOICE_COLUMNS = (
+    "id",
+    "organization_id",
+    "account_id",
+    "number",
+    "currency",
+    "month",
+    "status",
+    "amount",
+    "amount_paid",
+    "issued_at",
+    "effective_date",
+    "due_date",
+    "paid_at",
+    "voided_at",
+)
+_LINE_COLUMNS = (
+    "invoice_id",
+    "line",
+    "kind",
+    "product_id",
+    "description",
+    "quantity",
+    "unit_price",
+    "unrounded_amount",
+    "amount",
+    "tiers",
+)
+
+
 def insert_invoices(conn: Connection, new_invoices: Sequence[Invoice]) -> None:
-    """The invoices and all their lines, in two bulk statements."""
+    """The invoices and all their lines, in two bulk statements (a billing run writes tens of thousands of rows)."""
     if not new_invoices:
         return
-    conn.execute(
-        insert(invoices),
+    insert_rows(
+        conn,
+        invoices,
+        _INVOICE_COLUMNS,
         [
-            {
-                "id": invoice.id,
-                "organization_id": invoice.organization_id,
-                "account_id": invoice.account_id,
-                "number": invoice.number,
-                "currency": invoice.currency,
-                "month": invoice.month,
-                "status": invoice.status,
-                "amount": invoice.amount,
-                "amount_paid": invoice.amount_paid,
-                "issued_at": invoice.issued_at,
-                "effective_date": invoice.effective_date,
-                "due_date": invoice.due_date,
-                "paid_at": invoice.paid_at,
-                "voided_at": invoice.voided_at,
-            }
+            (
+                invoice.id,
+                invoice.organization_id,
+                invoice.account_id,
+                invoice.number,
+                invoice.currency,
+                invoice.month,
+                invoice.status,
+                invoice.amount,
+                invoice.amount_paid,
+                invoice.issued_at,
+                invoice.effective_date,
+                invoice.due_date,
+                invoice.paid_at,
+                invoice.voided_at,
+            )
             for invoice in new_invoices
         ],
     )
-    conn.execute(
-        insert(invoice_lines),
+    insert_rows(
+        conn,
+        invoice_lines,
+        _LINE_COLUMNS,
         [
-            {
-                "invoice_id": invoice.id,
-                "line": line.line,
-                "kind": line.kind,
-                "product_id": line.product_id,
-                "description": line.description,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "unrounded_amount": format(line.unrounded_amount, "f"),
-                "amount": line.amount,
-                "tiers": _dump_tiers(line.tiers),
-            }
+            (
+                invoice.id,
+                line.line,
+                line.kind,
+                line.product_id,
+                line.description,
+                line.quantity,
+                line.unit_price,
+                format(line.unrounded_amount, "f"),
+                line.amount,
+                _dump_tiers(line.tiers),
+            )
             for invoice in new_invoices
             for line in invoice.lines
         ],
@@ -280,19 +316,54 @@ def list_invoices(
     return [_invoice(row) for row in conn.execute(statement.order_by(invoices.c.number))]
 
 
-def open_invoices(conn: Connection, account_id: uuid.UUID, currency: str) -> list[Invoice]:
-    """The account's open invoices in ``currency``, oldest first (locked on PostgreSQL)."""
-    statement = (
-        select(invoices)
-        .where(invoices.c.account_id == account_id, invoices.c.currency == currency, invoices.c.status == "open")
-        .order_by(invoices.c.number)
-        .with_for_update()
-    )
-    return [_invoice(row) for row in conn.execute(statement)]
+#: Owners per statement when many accounts' rows are read at once: a bound list stays within every driver's limits.
+_OWNERS_PER_QUERY = 500
+
+
+def open_invoices(
+    conn: Connection, owners: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], list[Invoice]]:
+    """The open invoices of each (account, currency), oldest first (locked on PostgreSQL)."""
+    found: dict[tuple[uuid.UUID, str], list[Invoice]] = {}
+    wanted = set(owners)
+    for start in range(0, len(owners), _OWNERS_PER_QUERY):
+        chunk = owners[start : start + _OWNERS_PER_QUERY]
+        statement = (
+            select(invoices)
+            .where(invoices.c.account_id.in_({account_id for account_id, _ in chunk}), invoices.c.status == "open")
+            .order_by(invoices.c.account_id, invoices.c.number)
+            .with_for_update()
+        )
+        for row in conn.execute(statement):
+            owner = (row.account_id, row.currency)
+            if owner in wanted:
+                found.setdefault(owner, []).append(_invoice(row))
+    return found
 
 
 def update_invoice(conn: Connection, invoice_id: uuid.UUID, **values: Any) -> None:
     conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(**values))
+
+
+@cache
+def _payment_update() -> Any:
+    return (
+        update(invoices)
+        .where(invoices.c.id == bindparam("invoice_id"))
+        .values(amount_paid=bindparam("amount_paid"), status=bindparam("status"), paid_at=bindparam("paid_at"))
+    )
+
+
+def record_amounts_paid(conn: Connection, changes: Sequence[tuple[uuid.UUID, Decimal, str, datetime | None]]) -> None:
+    """Set (invoice, amount paid, status, paid at) of each invoice, in one statement."""
+    if changes:
+        conn.execute(
+            _payment_update(),
+            [
+                {"invoice_id": invoice_id, "amount_paid": paid, "status": status, "paid_at": paid_at}
+                for invoice_id, paid, status, paid_at in changes
+            ],
+        )
 
 
 def verify_invoice_sums(conn: Connection) -> list[tuple[uuid.UUID, int, Decimal, Decimal]]:
@@ -359,28 +430,45 @@ def _add_counts(conn: Connection, table: Table, keys: list[str], counts: Counter
     )
 
 
+_HISTORY_COLUMNS = (
+    "id",
+    "organization_id",
+    "account_id",
+    "type",
+    "action",
+    "description",
+    "occurred_at",
+    "amount",
+    "currency",
+    "invoice_id",
+    "payment_id",
+)
+
+
 def insert_history(
     conn: Connection, organization_id: uuid.UUID, items: Sequence[tuple[HistoryItem, uuid.UUID | None, str | None]]
 ) -> None:
     """Items with the invoice or payment each one records, and the organization's counts of them."""
     if not items:
         return
-    conn.execute(
-        insert(billing_history),
+    insert_rows(
+        conn,
+        billing_history,
+        _HISTORY_COLUMNS,
         [
-            {
-                "id": item.id,
-                "organization_id": organization_id,
-                "account_id": item.account_id,
-                "type": item.type,
-                "action": item.action,
-                "description": item.description,
-                "occurred_at": item.occurred_at,
-                "amount": item.amount,
-                "currency": item.currency,
-                "invoice_id": invoice_id,
-                "payment_id": payment_id,
-            }
+            (
+                item.id,
+                organization_id,
+                item.account_id,
+                item.type,
+                item.action,
+                item.description,
+                item.occurred_at,
+                item.amount,
+                item.currency,
+                invoice_id,
+                payment_id,
+            )
             for item, invoice_id, payment_id in items
         ],
     )

@@ -310,8 +310,7 @@ def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: d
     repository.insert_billing_run(conn, organization_id, run)
     # Money paid ahead goes to the new invoices at once.
     waiting = payments.owners_of_open_credit(conn, organization_id)
-    for account_id, currency in sorted({(d.account_id, d.currency) for d in drafts} & waiting, key=str):
-        settle(conn, organization_id, account_id, currency)
+    settle_accounts(conn, organization_id, sorted({(d.account_id, d.currency) for d in drafts} & waiting, key=str))
     return run
 
 
@@ -504,36 +503,55 @@ def settle(
     first: uuid.UUID | None = None,
 ) -> None:
     """Apply the account's unapplied money in ``currency`` to its open invoices: ``first``, then oldest first."""
-    accounts.lock_accounts(conn, [account_id])
-    invoices = repository.open_invoices(conn, account_id, currency)
-    invoices.sort(key=lambda invoice: (invoice.id != first, invoice.number))
-    credit = payments.open_credit(conn, organization_id, account_id, currency)
-    left = {payment.id: payment.unapplied for payment in credit}
+    settle_accounts(conn, organization_id, [(account_id, currency)], first)
+
+
+def settle_accounts(
+    conn: Connection,
+    organization_id: uuid.UUID,
+    owners: Sequence[tuple[uuid.UUID, str]],
+    first: uuid.UUID | None = None,
+) -> None:
+    """:func:`settle` each (account, currency) of ``owners``, with a few statements for all of them (a billing run
+    settles every account that paid ahead)."""
+    if not owners:
+        return
+    accounts.lock_accounts(conn, sorted({account_id for account_id, _ in owners}))
+    open_by_owner = repository.open_invoices(conn, owners)
+    credit_by_owner = payments.open_credit(conn, organization_id, owners)
     applications: list[tuple[Payment, uuid.UUID, Decimal]] = []
-    for invoice in invoices:
-        due = invoice.amount - invoice.amount_paid
-        last_date: datetime | None = None
-        for payment in credit:
-            if due == 0:
-                break
-            take = min(due, left[payment.id])
-            if take == 0:
-                continue
-            applications.append((payment, invoice.id, take))
-            left[payment.id] -= take
-            due -= take
-            last_date = payment.date
-        if last_date is None:
+    changes: list[tuple[uuid.UUID, Decimal, str, datetime | None]] = []
+    for owner in owners:
+        credit = credit_by_owner.get(owner, [])
+        if not credit:
             continue
-        paid = due == 0
-        repository.update_invoice(
-            conn,
-            invoice.id,
-            amount_paid=invoice.amount - due,
-            status="paid" if paid else "open",
+        left = {payment.id: payment.unapplied for payment in credit}
+        for invoice in sorted(open_by_owner.get(owner, []), key=lambda invoice: (invoice.id != first, invoice.number)):
+            due = invoice.amount - invoice.amount_paid
+            last_date: datetime | None = None
+            for payment in credit:
+                if due == 0:
+                    break
+                take = min(due, left[payment.id])
+                if take == 0:
+                    continue
+                applications.append((payment, invoice.id, take))
+                left[payment.id] -= take
+                due -= take
+                last_date = payment.date
+            if last_date is None:
+                continue
+            paid = due == 0
             # Paid when the money that completed it arrived, and never before the invoice existed.
-            paid_at=max(last_date, invoice.issued_at) if paid else None,
-        )
+            changes.append(
+                (
+                    invoice.id,
+                    invoice.amount - due,
+                    "paid" if paid else "open",
+                    max(last_date, invoice.issued_at) if paid else None,
+                )
+            )
+    repository.record_amounts_paid(conn, changes)
     payments.apply(conn, organization_id, applications)
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from meterbook.accounts.repository import reachable_ids
 from meterbook.db.tables import payment_allocations, payments
@@ -109,20 +109,33 @@ def list_payments(
     return [_payment(row, allocations.get((row.account_id, row.id), [])) for row in rows]
 
 
-def open_credit(conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, currency: str) -> list[Payment]:
-    """The account's payments in ``currency`` that still hold money, oldest first (locked on PostgreSQL)."""
-    statement = (
-        select(payments)
-        .where(
-            payments.c.organization_id == organization_id,
-            payments.c.account_id == account_id,
-            payments.c.currency == currency,
-            payments.c.unapplied > 0,
+#: Owners per statement when many accounts' payments are read at once: a bound list stays within drivers' limits.
+_OWNERS_PER_QUERY = 500
+
+
+def open_credit(
+    conn: Connection, organization_id: uuid.UUID, owners: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], list[Payment]]:
+    """Each (account, currency)'s payments that still hold money, oldest first (locked on PostgreSQL)."""
+    found: dict[tuple[uuid.UUID, str], list[Payment]] = {}
+    wanted = set(owners)
+    for start in range(0, len(owners), _OWNERS_PER_QUERY):
+        chunk = owners[start : start + _OWNERS_PER_QUERY]
+        statement = (
+            select(payments)
+            .where(
+                payments.c.organization_id == organization_id,
+                payments.c.account_id.in_({account_id for account_id, _ in chunk}),
+                payments.c.unapplied > 0,
+            )
+            .order_by(payments.c.account_id, payments.c.date, payments.c.created_at, payments.c.id)
+            .with_for_update()
         )
-        .order_by(payments.c.date, payments.c.created_at, payments.c.id)
-        .with_for_update()
-    )
-    return [_payment(row) for row in conn.execute(statement)]
+        for row in conn.execute(statement):
+            owner = (row.account_id, row.currency)
+            if owner in wanted:
+                found.setdefault(owner, []).append(_payment(row))
+    return found
 
 
 def owners_of_open_credit(conn: Connection, organization_id: uuid.UUID) -> set[tuple[uuid.UUID, str]]:
@@ -135,13 +148,24 @@ def owners_of_open_credit(conn: Connection, organization_id: uuid.UUID) -> set[t
     return {(row.account_id, row.currency) for row in conn.execute(statement)}
 
 
-def set_unapplied(conn: Connection, changes: Iterable[tuple[uuid.UUID, str, Decimal]]) -> None:
-    """Set what each payment, (account, id), holds unapplied."""
-    for account_id, payment_id, unapplied in changes:
+@cache
+def _unapplied_update() -> Any:
+    return (
+        update(payments)
+        .where(payments.c.account_id == bindparam("owner"), payments.c.id == bindparam("payment"))
+        .values(unapplied=bindparam("unapplied"))
+    )
+
+
+def set_unapplied(conn: Connection, changes: Sequence[tuple[uuid.UUID, str, Decimal]]) -> None:
+    """Set what each payment, (account, id), holds unapplied, in one statement."""
+    if changes:
         conn.execute(
-            update(payments)
-            .where(payments.c.account_id == account_id, payments.c.id == payment_id)
-            .values(unapplied=unapplied)
+            _unapplied_update(),
+            [
+                {"owner": account_id, "payment": payment_id, "unapplied": unapplied}
+                for account_id, payment_id, unapplied in changes
+            ],
         )
 
 

@@ -115,8 +115,10 @@ def list_payments(conn: Connection, principal: Principal, account_id: uuid.UUID 
     return repository.list_payments(conn, organization_id, path_prefix, account_id)
 
 
-def open_credit(conn: Connection, organization_id: uuid.UUID, account_id: uuid.UUID, currency: str) -> list[Payment]:
-    return repository.open_credit(conn, organization_id, account_id, currency)
+def open_credit(
+    conn: Connection, organization_id: uuid.UUID, owners: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], list[Payment]]:
+    return repository.open_credit(conn, organization_id, owners)
 
 
 def owners_of_open_credit(conn: Connection, organization_id: uuid.UUID) -> set[tuple[uuid.UUID, str]]:
