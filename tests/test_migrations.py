@@ -41,6 +41,7 @@ from meterbook.aggregates.models import AggregateKey
 from meterbook.catalog import service as catalog
 from meterbook.catalog.schemas import ProductPut
 from meterbook.db import Database
+from meterbook.db.cache import LARGE_CACHE_KIB, large_cache
 from meterbook.db.migrate import alembic_config, migrate
 from meterbook.db.tables import (
     BILLED,
@@ -242,6 +243,17 @@ class TestSqliteSettings:
             assert raw.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
         finally:
             raw.close()
+
+    def test_a_large_transaction_has_a_large_cache_and_gives_it_back(self, sqlite_database: Any) -> None:
+        database, _ = sqlite_database
+        with database.write() as conn:
+            default = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            with large_cache(conn):
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -LARGE_CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == default
+            with pytest.raises(ZeroDivisionError), large_cache(conn):
+                _ = 1 / 0
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == default
 
     def test_synchronous_full_by_default(self, sqlite_database: Any) -> None:
         database, _ = sqlite_database

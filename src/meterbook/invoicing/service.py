@@ -29,6 +29,7 @@ from meterbook.accounts.models import Account, Principal
 from meterbook.accounts.reach import require_organization, resolve_account, within
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.charges import UsageCharge
+from meterbook.db.cache import large_cache
 from meterbook.db.locks import lock_organization_usage
 from meterbook.errors import Conflict, FieldError, NotFound, ValidationFailed
 from meterbook.invoicing import repository
@@ -289,6 +290,11 @@ def run_billing(conn: Connection, organization_id: uuid.UUID, month: str, now: d
     existing = repository.find_billing_run(conn, organization_id, month)
     if existing is not None:
         return existing
+    with large_cache(conn):
+        return _invoice_month(conn, organization_id, month, now)
+
+
+def _invoice_month(conn: Connection, organization_id: uuid.UUID, month: str, now: datetime) -> BillingRun:
     all_accounts = accounts.organization_accounts(conn, organization_id)
     first_number = repository.last_invoice_number(conn, organization_id) + 1
     drafts = month_drafts(conn, organization_id, month, all_accounts, first_number, now, whole_organization=True)
