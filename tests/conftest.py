@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from meterbook.accounts import service as accounts
 from meterbook.app import create_app
@@ -84,10 +85,14 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
+    engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
-        tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # DELETE, children first: a test leaves a few rows, and TRUNCATE of every table (new files for each,
+        # whatever their size) cost 0.2 s a test where this costs 0.03 s, minutes over the suite.
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+        for (sequence,) in conn.execute(text("SELECT sequence_name FROM information_schema.sequences")):
+            conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
     engine.dispose()
     return url
 
