@@ -6,11 +6,13 @@ Counters live in the process, so every test scrapes before and after and compare
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,14 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from sqlalchemy import event
 
+from meterbook.accounts import service as accounts
 from meterbook.app import create_app
 from meterbook.config import Settings
 from meterbook.db import Database
+from meterbook.usage import service as usage
+from meterbook.usage.schemas import EventIn
 from tests.billing import Billing, at, months_ago
 from tests.conftest import Tenant
 
@@ -323,3 +329,106 @@ def test_workers_share_one_view(tmp_path: Path) -> None:
     assert samples[("meterbook_billing_runs_total", frozenset())] == 2
     healthz = frozenset({"method": "GET", "route": "/healthz", "status": "200"}.items())
     assert samples[("meterbook_http_requests_total", healthz)] == 2
+
+
+class TestGroupCommitFallback:
+    """A merged group of ingestion requests that falls back to one request at a time is counted and logged
+    (issue 22): a merged path that failed every time would otherwise only cost speed, unseen."""
+
+    FALLBACKS = "meterbook_group_commit_fallbacks_total"
+
+    @staticmethod
+    def requests(tenant: Tenant, database: Database, product: str, count: int) -> list[Any]:
+        account = tenant.create_account()
+        with database.read() as conn:
+            principal = accounts.authenticate(conn, tenant.key)
+        return [
+            (
+                principal,
+                [
+                    EventIn.model_validate(
+                        {
+                            "id": f"g-{n}",
+                            "account_id": account["id"],
+                            "type": "metered",
+                            "product_id": product,
+                            "quantity": 1,
+                        }
+                    )
+                ],
+            )
+            for n in range(count)
+        ]
+
+    @staticmethod
+    @contextmanager
+    def event_inserts(database: Database) -> Iterator[list[str]]:
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "INSERT INTO usage_events" in statement:
+                statements.append(statement)
+
+        event.listen(database.engine, "before_cursor_execute", seen)
+        try:
+            yield statements
+        finally:
+            event.remove(database.engine, "before_cursor_execute", seen)
+
+    def test_a_group_of_good_requests_is_applied_merged(
+        self, client: TestClient, tenant: Tenant, database: Database, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        tenant.client.put("/v1/products/P", json={"description": "p", "unit_price": 1}, headers=tenant.headers)
+        group = self.requests(tenant, database, "P", 3)
+        scrape = Scrape(client)
+        with self.event_inserts(database) as statements, database.write() as conn:
+            outcomes = usage.ingest_group(conn, group)
+        assert [outcome.accepted for outcome in outcomes] == [1, 1, 1]  # type: ignore[union-attr]
+        # One insert for the three requests: they went in as one batch.
+        assert len(statements) == 1
+        scrape.again()
+        assert scrape.moved(self.FALLBACKS, reason="refused") == 0
+        assert scrape.moved(self.FALLBACKS, reason="error") == 0
+        assert "one by one" not in caplog.text
+
+    def test_a_refused_request_makes_its_group_go_one_by_one_counted_and_logged(
+        self, client: TestClient, tenant: Tenant, database: Database, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        tenant.client.put("/v1/products/P", json={"description": "p", "unit_price": 1}, headers=tenant.headers)
+        group = self.requests(tenant, database, "P", 2) + self.requests(tenant, database, "NOPE", 1)
+        scrape = Scrape(client)
+        with caplog.at_level(logging.INFO, logger="meterbook"), database.write() as conn:
+            outcomes = usage.ingest_group(conn, group)
+        assert [type(outcome).__name__ for outcome in outcomes] == ["IngestResult", "IngestResult", "ValidationFailed"]
+        scrape.again()
+        assert scrape.moved(self.FALLBACKS, reason="refused") == 1
+        assert scrape.moved(self.FALLBACKS, reason="error") == 0
+        assert "a merged group of 3 requests is applied one by one" in caplog.text
+
+    def test_a_merged_attempt_that_fails_otherwise_is_a_warning(
+        self,
+        client: TestClient,
+        tenant: Tenant,
+        database: Database,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        tenant.client.put("/v1/products/P", json={"description": "p", "unit_price": 1}, headers=tenant.headers)
+        group = self.requests(tenant, database, "P", 2)
+        apply_batch = usage._apply_batch
+
+        def failing_when_merged(conn: Any, principal: Any, events: Any) -> Any:
+            if len(events) > 1:
+                raise RuntimeError("the merged statement failed")
+            return apply_batch(conn, principal, events)
+
+        monkeypatch.setattr(usage, "_apply_batch", failing_when_merged)
+        scrape = Scrape(client)
+        with caplog.at_level(logging.INFO, logger="meterbook"), database.write() as conn:
+            outcomes = usage.ingest_group(conn, group)
+        assert [outcome.accepted for outcome in outcomes] == [1, 1]  # type: ignore[union-attr]
+        scrape.again()
+        assert scrape.moved(self.FALLBACKS, reason="error") == 1
+        [record] = [r for r in caplog.records if "failed; applying them one by one" in r.getMessage()]
+        assert record.levelno == logging.WARNING
+        assert "the merged statement failed" in caplog.text

@@ -33,6 +33,7 @@ __all__ = [
     "observe_request",
     "prepare_multiprocess",
     "record_billing_run",
+    "record_group_fallback",
     "record_ingest",
     "record_payment",
     "render",
@@ -106,6 +107,18 @@ def record_ingest(outcome: IngestOutcome) -> None:
     EVENTS_DUPLICATE.inc(outcome.duplicates)
     if outcome.credits_debited:
         CREDITS_DEBITED.inc(outcome.credits_debited)
+
+
+GROUP_FALLBACKS = Counter(
+    "meterbook_group_commit_fallbacks",
+    "Merged groups of ingestion requests applied one request at a time instead, by why: one of them was refused "
+    "(refused, expected now and then) or the merged attempt failed otherwise (error: look at the logs).",
+    ["reason"],
+)
+
+
+def record_group_fallback(reason: str) -> None:
+    GROUP_FALLBACKS.labels(reason=reason).inc()
 
 
 def record_billing_run(created: bool, invoice_count: int) -> None:

@@ -11,6 +11,7 @@ feature counts (never above the limit). New events dated in an invoiced month re
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from meterbook import metrics
 from meterbook.accounts.models import Principal
 from meterbook.accounts.reach import reachable_archived_flags, require_organization
 from meterbook.aggregates import service as aggregates
@@ -25,7 +27,7 @@ from meterbook.aggregates.models import month_of
 from meterbook.aggregates.service import Rating
 from meterbook.catalog import service as catalog
 from meterbook.catalog.models import Product
-from meterbook.errors import Conflict, FieldError, ValidationFailed
+from meterbook.errors import Conflict, FieldError, MeterbookError, ValidationFailed
 from meterbook.features import service as features
 from meterbook.features.models import UsageDelta
 from meterbook.invoicing import service as invoicing
@@ -51,6 +53,8 @@ __all__ = [
     "ingest_group",
     "put_subscription",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: How far ahead of the server's clock an event may be dated (clients' clocks drift).
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -223,7 +227,16 @@ def _ingest_merged(
     try:
         with conn.begin_nested():
             new_events = {_key(event): event for event in _apply_batch(conn, batches[0][0], merged)}
+    except MeterbookError as refusal:
+        # One request's refusal refuses the merged batch: each is then applied alone, and only it is refused.
+        metrics.record_group_fallback("refused")
+        _log.info("a merged group of %d requests is applied one by one: %s", len(batches), refusal)
+        return None
     except Exception:
+        # Not a refusal: each request alone will meet it again and answer it, but the merged path must not fail
+        # unseen (every group would then cost one savepoint per request).
+        metrics.record_group_fallback("error")
+        _log.warning("a merged group of %d requests failed; applying them one by one", len(batches), exc_info=True)
         return None
     outcomes: list[IngestResult | Exception] = []
     # The first batch that holds a new (account, id) is the one that applied it; any later one sent a duplicate.
