@@ -358,6 +358,17 @@ class TestExactMoney:
         with shop.database.read() as conn:
             assert conn.execute(select(func.count()).select_from(usage_events)).scalar_one() == 9
 
+    def test_exactly_the_most_an_aggregate_holds_is_accepted(self, shop):
+        largest = "999999999999999999.999999999"
+        shop.put_product("P1", "0")
+        shop.send(*(shop.event("P1", largest, at(2024, 5)) for _ in range(9)))
+        # The rest up to 2**63 - 1 whole units and 999,999,999 nano-units: the documented maximum, to the nano-unit.
+        shop.send(shop.event("P1", "223372036854775808.000000008", at(2024, 5)))
+        assert amounts(only(shop.usage()))[1] == Decimal("9223372036854775807.999999999")
+        refused = shop.post_events([shop.event("P1", "0.000000001", at(2024, 5))])
+        assert_error(refused, 409, "CONFLICT")
+        assert amounts(only(shop.usage()))[1] == Decimal("9223372036854775807.999999999")
+
     @pytest.mark.parametrize(
         ("quantity", "price"),
         [

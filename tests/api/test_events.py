@@ -274,6 +274,36 @@ class TestAccepted:
 # --- exactly once ----------------------------------------------------------------------------------
 
 
+class TestStoredAsSent:
+    """What an event row keeps beyond its quantity: nothing reads these back yet, so the rows are read here."""
+
+    def test_metadata_the_price_and_the_text_fields(self, world):
+        priced = metered(world.aid, 2, metadata={"call": {"to": "+15550100", "seconds": 61}}, description="A call")
+        plain = credit(world.aid, 1, source="api", user_id="u-7")
+        world.ok([priced, plain])
+        with world.database.read() as conn:
+            rows = {
+                row.id: row
+                for row in conn.execute(
+                    select(usage_events).where(usage_events.c.organization_id == uuid.UUID(world.tenant.id))
+                )
+            }
+        assert jsontext.loads(rows[priced["id"]].metadata) == priced["metadata"]
+        assert rows[priced["id"]].description == "A call"
+        # The catalog's price when the event occurred, kept with the event (a metered event only).
+        assert rows[priced["id"]].unit_price == Decimal("0.5")
+        assert rows[plain["id"]].metadata is None
+        assert rows[plain["id"]].unit_price is None
+        assert (rows[plain["id"]].source, rows[plain["id"]].user_id) == ("api", "u-7")
+
+
+class TestOnlyFeatureEventsCountAgainstFeatures:
+    def test_a_metered_or_credit_event_naming_a_feature_leaves_its_usage_alone(self, world):
+        world.ok([metered(world.aid, 3, feature="seats"), credit(world.aid, 2, feature="seats")])
+        assert world.usage() == 0
+        assert world.balance() == INITIAL_CREDITS - 2
+
+
 class TestIdempotency:
     def test_an_identical_retry_is_a_duplicate_and_changes_nothing(self, world):
         batch = good_batch(world)
