@@ -381,7 +381,7 @@ class TestResendAndRotation:
         client.delete(f"/v1/webhook_endpoints/{gone['id']}", headers=tenant.headers)
         client.patch(f"/v1/webhook_endpoints/{paused['id']}", json={"enabled": False}, headers=tenant.headers)
         report = run(database, settings)
-        assert report.claimed == 1 and report.failed == 1, report
+        assert (report.claimed, report.failed) == (1, 1), report
         assert receiver.received == []
         [delivery] = deliveries(tenant, paused)
         assert delivery["status"] == "failed"
