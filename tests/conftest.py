@@ -106,7 +106,8 @@ def database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, migrate_on_start=False, max_body_bytes=64 * 1024)
+    # No job worker: tests that deliver webhooks run the jobs themselves (jobs.run_due), with a clock they control.
+    return Settings(database_url=database_url, migrate_on_start=False, max_body_bytes=64 * 1024, worker=False)
 
 
 @pytest.fixture

@@ -22,13 +22,16 @@ from meterbook.api import (
     plans,
     system,
     talkdesk,
+    webhooks,
 )
 from meterbook.api.errors import ErrorRenderer, install_error_handlers, renderer_for
 from meterbook.api.limits import BodySizeLimit
 from meterbook.config import Settings
 from meterbook.db import Database
 from meterbook.db.migrate import migrate
+from meterbook.jobs import Worker
 from meterbook.log import configure_logging
+from meterbook.webhooks import service as webhook_service
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -70,8 +73,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # pool keeps: with anyio's default of 40, requests beyond the pool opened and closed a connection each
         # time (a new PostgreSQL backend, cold catalog caches), which cost a loaded server more than queueing.
         anyio.to_thread.current_default_thread_limiter().total_tokens = database.pool_size
-        yield
-        database.dispose()
+        # The job worker runs in every server process (each uvicorn worker runs this lifespan): on PostgreSQL
+        # their claims never overlap (jobs/repository.py); on SQLite there is one process.
+        worker = Worker(database, settings, after_pass=[webhook_service.observe_backlog]) if settings.worker else None
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            database.dispose()
 
     app = FastAPI(
         title="meterbook",
@@ -93,6 +105,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         metering.router,
         plans.router,
         billing.router,
+        webhooks.router,
         frontier.router,
         talkdesk.router,
         cloudflare.router,

@@ -53,6 +53,26 @@ class Settings(BaseSettings):
         "who reaches the server.",
     )
 
+    worker: bool = Field(
+        default=True,
+        description="Run the background worker (webhook deliveries, later scheduled work) inside each server "
+        "process. Off: jobs wait in the database until a server with a worker runs them.",
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often an idle worker looks for due jobs."
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Jobs one worker runs at once (a slow webhook receiver holds one)."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook endpoints whose address is loopback, private or link-local (a receiver on "
+        "this machine or network). Off, such destinations are refused when created and when delivered to.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="How long a webhook receiver has to answer an attempt."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, url: str) -> str:

@@ -771,6 +771,26 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
     for example in examples:
         line(f"  {example}")
     line()
+    _print_webhooks(console, line, first.id)
+
+
+def _print_webhooks(console: Console, line: Callable[[str], None], account_id: uuid.UUID) -> None:
+    """How to watch webhooks arrive on this machine (docs/webhooks.md has a receiver that checks signatures)."""
+    console.print("\n[bold]Webhooks[/bold] (watch events arrive on this machine):", soft_wrap=True)
+    steps = [
+        "# 1. Serve with private destinations allowed (a receiver on 127.0.0.1 is one):",
+        "METERBOOK_WEBHOOK_ALLOW_PRIVATE=true meterbook serve",
+        "# 2. Run a receiver on port 9000: docs/webhooks.md has one that verifies each signature.",
+        "# 3. Point an endpoint at it (the reply shows its signing secret, once), then cause an event:",
+        'curl -s -X POST $MB/v1/webhook_endpoints -H "Authorization: Bearer $KEY" '
+        '-H "Content-Type: application/json" -d \'{"url": "http://127.0.0.1:9000/hooks"}\'',
+        f'curl -s -X POST $MB/v1/accounts/{account_id}/credits -H "Authorization: Bearer $KEY" '
+        '-H "Content-Type: application/json" -d \'{"id": "demo-webhook-grant", "amount": 10}\'',
+        "# 4. Each attempt, its status and duration: GET $MB/v1/webhook_endpoints/<id>/deliveries, or /ui/webhooks",
+    ]
+    for step in steps:
+        line(f"  {step}")
+    line("")
 
 
 def _print_usage(line: Callable[[str], None], summary: UsageSummary) -> None:

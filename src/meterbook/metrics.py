@@ -20,6 +20,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -36,7 +37,11 @@ __all__ = [
     "record_group_fallback",
     "record_ingest",
     "record_payment",
+    "record_webhook_delivered",
+    "record_webhook_failed",
+    "record_webhook_retried",
     "render",
+    "set_webhook_backlog_age",
 ]
 
 #: The variable prometheus-client reads, at import, to keep values in files shared by processes.
@@ -72,6 +77,19 @@ CREDITS_DEBITED = Counter("meterbook_credits_debited", "Credits taken from balan
 BILLING_RUNS = Counter("meterbook_billing_runs", "Billing runs that invoiced a month (a repeated run is not counted).")
 INVOICES_ISSUED = Counter("meterbook_invoices_issued", "Invoices issued by billing runs.")
 PAYMENTS_RECORDED = Counter("meterbook_payments_recorded", "Payments recorded (an identical retry is not counted).")
+WEBHOOKS_DELIVERED = Counter("meterbook_webhooks_delivered", "Webhook deliveries a receiver answered with a 2xx.")
+WEBHOOKS_RETRIED = Counter(
+    "meterbook_webhooks_retried", "Webhook attempts that failed and will be tried again (a 5xx, no answer, ...)."
+)
+WEBHOOKS_FAILED = Counter(
+    "meterbook_webhooks_failed", "Webhook deliveries given up: every attempt failed, or the endpoint was disabled."
+)
+# Each worker sets it from the same database after each of its passes: the largest live value is the answer.
+WEBHOOKS_BACKLOG_AGE = Gauge(
+    "meterbook_webhooks_oldest_undelivered_age_seconds",
+    "Age of the oldest webhook delivery still pending (0: none), as the worker last saw it.",
+    multiprocess_mode="livemax",
+)
 
 
 # The labelled series of each (method, route, status) seen, so that a request pays one dict lookup, not
@@ -130,6 +148,22 @@ def record_billing_run(created: bool, invoice_count: int) -> None:
 def record_payment(created: bool) -> None:
     if created:
         PAYMENTS_RECORDED.inc()
+
+
+def record_webhook_delivered() -> None:
+    WEBHOOKS_DELIVERED.inc()
+
+
+def record_webhook_retried() -> None:
+    WEBHOOKS_RETRIED.inc()
+
+
+def record_webhook_failed() -> None:
+    WEBHOOKS_FAILED.inc()
+
+
+def set_webhook_backlog_age(seconds: float) -> None:
+    WEBHOOKS_BACKLOG_AGE.set(seconds)
 
 
 def prepare_multiprocess(directory: Path) -> None:

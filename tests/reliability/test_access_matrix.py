@@ -39,7 +39,17 @@ from meterbook.db import Database
 from meterbook.db.tables import metadata
 from meterbook.web.session import COOKIE as SESSION_COOKIE
 from tests.conftest import bearer
-from tests.reliability.world import FEATURE, PLAN, PRODUCT, Keys, Org, build_bad_keys, build_org, plan_body
+from tests.reliability.world import (
+    FEATURE,
+    PLAN,
+    PRODUCT,
+    WEBHOOK_URL,
+    Keys,
+    Org,
+    build_bad_keys,
+    build_org,
+    plan_body,
+)
 
 INTRUDERS = ("other_org", "sibling", "child_on_parent")
 KEYLESS = ("revoked", "expired", "without_scope", "no_key")
@@ -279,6 +289,37 @@ ROUTES: dict[tuple[str, str], Row] = {
         kind=OPERATOR,
     ),
     ("GET", "/v1/payments"): Row("billing:read", lambda v: (f"/v1/payments?account_id={v.parent['id']}", None)),
+    # --- native: webhooks (the operator's: billing scopes, organization keys only) ----------------------------
+    ("POST", "/v1/webhook_endpoints"): Row(
+        "billing:write",
+        lambda v: ("/v1/webhook_endpoints", {"url": WEBHOOK_URL}),
+        {"other_org": 201},
+        owner=201,
+        kind=OPERATOR,
+    ),
+    ("GET", "/v1/webhook_endpoints"): Row(
+        "billing:read", lambda v: ("/v1/webhook_endpoints", None), {"other_org": 200}, kind=OPERATOR
+    ),
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}"): Row(
+        "billing:read", lambda v: (f"/v1/webhook_endpoints/{v.webhook_endpoint_id}", None), kind=OPERATOR
+    ),
+    ("PATCH", "/v1/webhook_endpoints/{endpoint_id}"): Row(
+        "billing:write",
+        lambda v: (f"/v1/webhook_endpoints/{v.webhook_endpoint_id}", {"description": "changed"}),
+        kind=OPERATOR,
+    ),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): Row(
+        "billing:write", lambda v: (f"/v1/webhook_endpoints/{v.webhook_endpoint_id}/rotate_secret", None), kind=OPERATOR
+    ),
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}/deliveries"): Row(
+        "billing:read", lambda v: (f"/v1/webhook_endpoints/{v.webhook_endpoint_id}/deliveries", None), kind=OPERATOR
+    ),
+    ("POST", "/v1/webhook_events/{event_id}/resend"): Row(
+        "billing:write",
+        lambda v: (f"/v1/webhook_events/{v.webhook_event_id}/resend", None),
+        owner=202,
+        kind=OPERATOR,
+    ),
     # --- Frontier ------------------------------------------------------------------------------------
     ("POST", "/v1beta1/organizations/billing/usages"): Row(
         "usage:write",
@@ -514,6 +555,38 @@ ROUTES: dict[tuple[str, str], Row] = {
         console=True,
         kind=OPERATOR,
     ),
+    ("GET", "/ui/webhooks"): Row(
+        "billing:read",
+        lambda v: ("/ui/webhooks", None),
+        {"other_org": 200, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("GET", "/ui/webhooks/{endpoint_id}"): Row(
+        "billing:read",
+        lambda v: (f"/ui/webhooks/{v.webhook_endpoint_id}", None),
+        {"other_org": 404, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("GET", "/ui/webhook-events/{event_id}/resend"): Row(
+        "billing:write",
+        lambda v: (f"/ui/webhook-events/{v.webhook_event_id}/resend?endpoint={v.webhook_endpoint_id}", None),
+        {"without_scope": 403, **SIGNED_OUT},
+        console=True,
+        kind=OPERATOR,
+    ),
+    ("POST", "/ui/webhook-events/{event_id}/resend/confirm"): Row(
+        "billing:write",
+        lambda v: (
+            f"/ui/webhook-events/{v.webhook_event_id}/resend/confirm",
+            {"endpoint_id": v.webhook_endpoint_id},
+        ),
+        {"without_scope": 403, **SIGNED_OUT},
+        owner=303,
+        console=True,
+        kind=OPERATOR,
+    ),
     ("GET", "/ui/keys"): Row(
         "keys:write",
         lambda v: ("/ui/keys", None),
@@ -555,6 +628,9 @@ ROUTES: dict[tuple[str, str], Row] = {
     ),
     ("POST", "/v1/invoices/{invoice_id}/void"): Row(
         "billing:write", lambda v: (f"/v1/invoices/{v.invoice_id}/void", None), kind=OPERATOR
+    ),
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): Row(
+        "billing:write", lambda v: (f"/v1/webhook_endpoints/{v.webhook_endpoint_id}", None), kind=OPERATOR
     ),
     ("POST", "/ui/keys/{key_id}/revoke/confirm"): Row(
         "keys:write",

@@ -27,7 +27,7 @@ from meterbook.config import Settings
 from meterbook.db import Database
 from tests.conftest import bearer
 from tests.reliability.test_access_matrix import route_table, snapshot
-from tests.reliability.world import FEATURE, PLAN, PRODUCT, Org, build_org, plan_body
+from tests.reliability.world import FEATURE, PLAN, PRODUCT, WEBHOOK_URL, Org, build_org, plan_body
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 HOLE = "__HOSTILE__"
@@ -103,6 +103,18 @@ TEMPLATES: dict[tuple[str, str], Template] = {
         lambda v: "/v1/billing_runs", lambda v: {"month": v.month}, "month", "month"
     ),
     ("POST", "/v1/invoices/{invoice_id}/void"): Template(lambda v: f"/v1/invoices/{HOLE}/void"),
+    ("POST", "/v1/webhook_endpoints"): Template(
+        lambda v: "/v1/webhook_endpoints", lambda v: {"url": WEBHOOK_URL}, "enabled", "description"
+    ),
+    ("PATCH", "/v1/webhook_endpoints/{endpoint_id}"): Template(
+        lambda v: f"/v1/webhook_endpoints/{v.webhook_endpoint_id}", lambda v: {"enabled": True}, "enabled", "url"
+    ),
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): Template(lambda v: f"/v1/webhook_endpoints/{HOLE}"),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): Template(
+        lambda v: f"/v1/webhook_endpoints/{HOLE}/rotate_secret"
+    ),
+    # The body is optional (default: every endpoint the event went to): the path is attacked.
+    ("POST", "/v1/webhook_events/{event_id}/resend"): Template(lambda v: f"/v1/webhook_events/{HOLE}/resend"),
     ("POST", "/v1/payments"): Template(
         lambda v: "/v1/payments", lambda v: {"account_id": v.parent["id"], "amount": "1.00"}, "amount", "reference"
     ),
@@ -173,6 +185,9 @@ TEMPLATES: dict[tuple[str, str], Template] = {
     ("POST", "/ui/keys/new/confirm"): Template(lambda v: "/ui/keys/new/confirm", form=True),
     ("POST", "/ui/keys/{key_id}/revoke/confirm"): Template(
         lambda v: f"/ui/keys/{v.spare_key_id}/revoke/confirm", form=True
+    ),
+    ("POST", "/ui/webhook-events/{event_id}/resend/confirm"): Template(
+        lambda v: f"/ui/webhook-events/{v.webhook_event_id}/resend/confirm", form=True
     ),
 }
 # Frontier over ConnectRPC (proto JSON bodies, answered in Connect's error JSON and statuses).

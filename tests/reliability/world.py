@@ -35,6 +35,8 @@ SCOPES = [
     "express-accounts-usage:read",
 ]
 PRODUCT = "TD-USG-TEL-UG-102213"
+#: Where every organization of the world sends its webhooks: a public address, never reached by these tests.
+WEBHOOK_URL = "https://93.184.215.14/meterbook-hooks"
 FEATURE = "cohort.max_count"
 #: Every organization of the world has a plan of this code (and one of its own, ``Org.private_plan``).
 PLAN = "pro"
@@ -80,6 +82,8 @@ class Org:
     usage_id: str = ""
     month: str = ""
     private_plan: str = ""
+    webhook_endpoint_id: str = ""
+    webhook_event_id: str = ""
 
     @property
     def id(self) -> str:
@@ -121,6 +125,10 @@ def build_org(client: TestClient, tenant: Tenant) -> Org:
     """Seed one organization through the API, exactly as a client would."""
     org = Org(tenant)
     headers = tenant.headers
+    # Every change below queues an event to it (a public address: nothing is delivered, no worker runs here).
+    org.webhook_endpoint_id = ok(
+        client.post("/v1/webhook_endpoints", json={"url": WEBHOOK_URL, "description": org.marker}, headers=headers)
+    )["id"]
     org.parent, org.parent_key = _account(org, "Parent")
     org.child, org.child_key = _account(org, "Child", parent_account_id=org.parent["id"])
     org.sibling, org.sibling_key = _account(org, "Sibling")
@@ -203,6 +211,8 @@ def build_org(client: TestClient, tenant: Tenant) -> Org:
             headers=headers,
         )
     )
+    deliveries = ok(client.get(f"/v1/webhook_endpoints/{org.webhook_endpoint_id}/deliveries", headers=headers))
+    org.webhook_event_id = deliveries["deliveries"][0]["event_id"]
     return org
 
 

@@ -9,7 +9,7 @@ A key's kind bounds what it may do, whatever its scopes say:
   creates subaccounts, keys and projects within its subtree, and changes the name, branding and e-mail of
   the accounts it reaches. Everything that decides money (catalog, plans, subscriptions, negotiated prices,
   features, limits, credits, payments, billing runs, voids, reverts, the money settings of an account,
-  archiving, which ends its commitment) is the operator's;
+  archiving, which ends its commitment, webhooks) is the operator's;
 - the key of an **archived account** may read, never write.
 
 Each action names the scope it needs and whether it is the operator's. :func:`authorize` is the one check.
@@ -36,11 +36,13 @@ __all__ = [
     "MANAGE_KEYS",
     "MANAGE_PLANS",
     "MANAGE_PROJECTS",
+    "MANAGE_WEBHOOKS",
     "READ_ACCOUNTS",
     "READ_BILLING",
     "READ_BILLING_RUNS",
     "READ_MONTHLY_USAGE",
     "READ_USAGE",
+    "READ_WEBHOOKS",
     "RECORD_PAYMENTS",
     "REPORT_USAGE",
     "REVERT_USAGE",
@@ -129,6 +131,10 @@ REVERT_USAGE: Final = _operator_writes("revert usage", "usage:write")
 RECORD_PAYMENTS: Final = _operator_writes("record payments", "billing:write")
 RUN_BILLING: Final = _operator_writes("run billing", "billing:write")
 VOID_INVOICES: Final = _operator_writes("void invoices", "billing:write")
+#: Webhooks carry the organization's billing events (invoices, payments, credits) for every account, so they are
+#: the operator's, under the billing scopes that already guard those objects (docs/decisions.md, "Webhooks").
+MANAGE_WEBHOOKS: Final = _operator_writes("manage webhook endpoints", "billing:write")
+READ_WEBHOOKS: Final = _operator_reads("see webhook endpoints and deliveries", "billing:read")
 
 
 #: The account settings a customer may set on the accounts it reaches; every other one decides money.

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meterbook import metrics
 from meterbook.accounts import access
@@ -19,13 +19,11 @@ from meterbook.api.auth import authorized
 from meterbook.api.faraday import ERROR_RESPONSES
 from meterbook.api.routing import DialectRoute, JsonNumber, reading, respond, writing
 from meterbook.invoicing import service as invoicing
-from meterbook.invoicing.models import BillingRun, Invoice, InvoiceLine, UpcomingInvoice
-from meterbook.invoicing.schemas import MONTH_PATTERN, BillingRunIn
+from meterbook.invoicing.models import UpcomingInvoice
+from meterbook.invoicing.schemas import MONTH_PATTERN, BillingRunIn, BillingRunOut, InvoiceLineOut, InvoiceOut
 from meterbook.kit.time import utcnow
 from meterbook.payments import service as payments
-from meterbook.payments.models import Payment
-from meterbook.payments.schemas import PaymentIn
-from meterbook.pricing import TierCharge
+from meterbook.payments.schemas import PaymentIn, PaymentOut
 
 __all__ = ["InvoiceOut", "PaymentOut", "router"]
 
@@ -35,111 +33,6 @@ BillingRunner = Annotated[Principal, Depends(authorized(access.RUN_BILLING))]
 InvoiceVoider = Annotated[Principal, Depends(authorized(access.VOID_INVOICES))]
 PaymentRecorder = Annotated[Principal, Depends(authorized(access.RECORD_PAYMENTS))]
 BillingReader = Annotated[Principal, Depends(authorized(access.READ_BILLING))]
-
-
-class BillingRunOut(BaseModel):
-    month: str = Field(description="The invoiced UTC month, `YYYY-MM`.")
-    invoice_count: int = Field(description="Invoices the run created (when it first ran).")
-    created_at: datetime = Field(description="When the month was invoiced.")
-    created: bool = Field(description="False when the month had been invoiced before and nothing was created now.")
-
-    @classmethod
-    def of(cls, run: BillingRun) -> BillingRunOut:
-        return cls(**vars(run))
-
-
-class TierOut(BaseModel):
-    """One tier's part of a graduated or volume price."""
-
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    from_: JsonNumber = Field(alias="from", description="The tier counts the units above this many.")
-    up_to: JsonNumber | None = Field(description="...up to and including this many; null for the last tier.")
-    units: JsonNumber = Field(description="The units in this tier (for a volume price, every unit).")
-    unit_price: JsonNumber
-    flat_fee: JsonNumber
-    amount: JsonNumber = Field(description="units × unit_price + flat_fee, exact.")
-
-    @classmethod
-    def of(cls, tier: TierCharge) -> TierOut:
-        return cls(
-            from_=tier.from_,
-            up_to=tier.up_to,
-            units=tier.units,
-            unit_price=tier.unit_price,
-            flat_fee=tier.flat_fee,
-            amount=tier.amount,
-        )
-
-
-class InvoiceLineOut(BaseModel):
-    line: int
-    kind: Literal["subscription", "fee", "usage"] = Field(
-        description="The commitment, a plan's fee (prorated by days for part of a month), or one product's usage "
-        "under one price."
-    )
-    product_id: str | None
-    description: str
-    quantity: JsonNumber = Field(description="Units of usage; for a fee, 1 for the whole month, else the days.")
-    unit_price: JsonNumber | None = Field(
-        description="null when the usage has no one unit price (tiers, packages, several catalog prices) and for a "
-        "fee of part of a month."
-    )
-    unrounded_amount: JsonNumber = Field(description="The exact amount before rounding.")
-    amount: JsonNumber = Field(description="Rounded half away from zero to the currency's minor unit.")
-    tiers: list[TierOut] = Field(description="How a graduated or volume price's units went through its tiers; [].")
-
-    @classmethod
-    def of(cls, line: InvoiceLine) -> InvoiceLineOut:
-        return cls(
-            line=line.line,
-            kind=line.kind,
-            product_id=line.product_id,
-            description=line.description,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            unrounded_amount=line.unrounded_amount,
-            amount=line.amount,
-            tiers=[TierOut.of(tier) for tier in line.tiers],
-        )
-
-
-class InvoiceOut(BaseModel):
-    id: uuid.UUID
-    number: int = Field(description="Sequential per organization, from 1.")
-    account_id: uuid.UUID
-    currency: str
-    month: str
-    status: Literal["open", "paid", "void"]
-    amount: JsonNumber = Field(description="The sum of the lines.")
-    amount_paid: JsonNumber = Field(description="What payments cover of it.")
-    amount_due: JsonNumber = Field(description="What is still owed (0 unless open).")
-    issued_at: datetime
-    effective_date: datetime = Field(description="The invoice's date: the first day after its month.")
-    due_date: datetime = Field(description="The effective date plus the account's net terms.")
-    paid_at: datetime | None
-    voided_at: datetime | None
-    lines: list[InvoiceLineOut] | None = Field(description="The lines (null in lists; see GET /v1/invoices/{id}).")
-
-    @classmethod
-    def of(cls, invoice: Invoice, *, with_lines: bool) -> InvoiceOut:
-        return cls(
-            id=invoice.id,
-            number=invoice.number,
-            account_id=invoice.account_id,
-            currency=invoice.currency,
-            month=invoice.month,
-            status=invoice.status,
-            amount=invoice.amount,
-            amount_paid=invoice.amount_paid,
-            amount_due=invoice.amount_due,
-            issued_at=invoice.issued_at,
-            effective_date=invoice.effective_date,
-            due_date=invoice.due_date,
-            paid_at=invoice.paid_at,
-            voided_at=invoice.voided_at,
-            lines=[InvoiceLineOut.of(line) for line in invoice.lines] if with_lines else None,
-        )
 
 
 class InvoicesOut(BaseModel):
@@ -174,39 +67,6 @@ class UpcomingInvoicesOut(BaseModel):
     invoices: list[UpcomingInvoiceOut] = Field(
         description="One per currency the account would be invoiced in; [] when there is nothing to invoice."
     )
-
-
-class AllocationOut(BaseModel):
-    invoice_id: uuid.UUID
-    amount: JsonNumber
-
-
-class PaymentOut(BaseModel):
-    id: str
-    account_id: uuid.UUID
-    amount: JsonNumber
-    currency: str
-    date: datetime
-    invoice_id: uuid.UUID | None = Field(description="The invoice the payment named, if any.")
-    reference: str | None
-    applied: list[AllocationOut] = Field(description="What of the payment each invoice holds.")
-    unapplied: JsonNumber = Field(description="What waits for the account's next invoice in this currency.")
-    created_at: datetime
-
-    @classmethod
-    def of(cls, payment: Payment) -> PaymentOut:
-        return cls(
-            id=payment.id,
-            account_id=payment.account_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            date=payment.date,
-            invoice_id=payment.invoice_id,
-            reference=payment.reference,
-            applied=[AllocationOut(invoice_id=a.invoice_id, amount=a.amount) for a in payment.allocations],
-            unapplied=payment.unapplied,
-            created_at=payment.created_at,
-        )
 
 
 class PaymentsOut(BaseModel):

@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -36,8 +36,8 @@ from meterbook.features.schemas import FEATURE_NAME, FeaturePut, LimitPut
 from meterbook.kit.fields import MONTH_PATTERN
 from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
-from meterbook.ledger.models import Balance, Transaction
-from meterbook.ledger.schemas import CreditGrant
+from meterbook.ledger.models import Balance
+from meterbook.ledger.schemas import CreditGrant, TransactionOut
 from meterbook.usage import service as usage
 from meterbook.usage.schemas import MAX_BATCH, EventIn
 
@@ -186,36 +186,6 @@ def monthly_usage(
 
 
 # --- credits ---------------------------------------------------------------------------------------
-
-
-class TransactionOut(BaseModel):
-    id: uuid.UUID
-    account_id: uuid.UUID
-    kind: Literal["grant", "purchase", "usage", "revert"]
-    direction: Literal["credit", "debit"]
-    amount: int = Field(description="Whole credits, always positive; `direction` says which way they moved.")
-    source: str
-    description: str | None
-    user_id: str | None
-    metadata: dict[str, Any] | None
-    reverts_id: uuid.UUID | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, transaction: Transaction) -> TransactionOut:
-        return cls(
-            id=transaction.id,
-            account_id=transaction.account_id,
-            kind=transaction.kind,
-            direction=transaction.direction,
-            amount=transaction.amount,
-            source=transaction.source,
-            description=transaction.description,
-            user_id=transaction.user_id,
-            metadata=transaction.metadata,
-            reverts_id=transaction.reverts_id,
-            created_at=transaction.created_at,
-        )
 
 
 class BalanceOut(BaseModel):

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, WithJsonSchema
+from pydantic import BaseModel
 from sqlalchemy import Connection
 from starlette.responses import JSONResponse
 
 from meterbook.db import Database
 from meterbook.errors import BadRequest
 from meterbook.kit import jsontext
+from meterbook.kit.fields import JsonNumber
 
 __all__ = ["DialectRoute", "ExactJSONResponse", "JsonNumber", "database", "reading", "respond", "writing"]
-
-#: A Decimal that goes out as a JSON number with its exact text (and is documented as a number).
-JsonNumber = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 
 
 class ExactJSONResponse(JSONResponse):

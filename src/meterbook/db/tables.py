@@ -40,6 +40,7 @@ __all__ = [
     "features",
     "invoice_lines",
     "invoices",
+    "jobs",
     "ledger_entries",
     "metadata",
     "monthly_aggregates",
@@ -53,6 +54,10 @@ __all__ = [
     "projects",
     "subscriptions",
     "usage_events",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_events",
 ]
 
 metadata = MetaData(
@@ -553,4 +558,105 @@ billing_history_slices = Table(
     # sixteenths (items of one instant are ordered by id).
     Column("shard", String(1), primary_key=True),
     Column("item_count", BigInteger, nullable=False),
+)
+
+# --- background jobs (issue 19) -------------------------------------------------------------------
+# The one durable mechanism for work done later: a row written in the transaction that causes it, claimed by a
+# worker inside `serve` (docs/webhooks.md, "Jobs"). A claim is a lease: `locked_until` and a fresh `lease` token;
+# a worker killed mid-job leaves a lease that expires, and the job is claimed again.
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # Which handler runs it ("webhook.deliver", ...).
+    Column("kind", String(64), nullable=False),
+    # Optional: scheduling a (kind, unique_key) twice makes one job. Null keys never collide.
+    Column("unique_key", String(255), nullable=True),
+    Column("organization_id", Uuid, nullable=True),
+    # JSON object: what the handler needs, by id (never a secret).
+    Column("payload", Text, nullable=False),
+    # pending | done | failed
+    Column("status", String(8), nullable=False),
+    # Due from this instant (the next attempt's time after a failure).
+    Column("run_at", UtcDateTime, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=True),
+    # The claim's token: only the worker holding the current lease may record the job's outcome.
+    Column("lease", Uuid, nullable=True),
+    # Claims so far (a claim whose worker died counts too).
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(1000), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "kind", "unique_key", unique=True),
+    # What a worker's poll reads: the pending jobs that are due, soonest first.
+    Index(None, "status", "run_at"),
+)
+
+# --- webhooks (CONTRACT §7) -----------------------------------------------------------------------
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("description", String(1000), nullable=True),
+    # JSON list of event types; ["*"]: every type, those added later too.
+    Column("event_types", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # The signing secret, ``whsec_`` + base64. Kept as it is, unlike API keys: meterbook must sign with it
+    # (docs/decisions.md, "Webhooks"). The previous one still signs until ``previous_secret_expires_at``.
+    Column("secret", String(100), nullable=False),
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    # What every emit reads: the organization's endpoints (one indexed query, also when there are none).
+    Index(None, "organization_id", "created_at"),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    # The event's id: the ``webhook-id`` of every attempt to every endpoint.
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The body exactly as it is sent (JSON text, numbers as exact decimal text): every attempt signs the same bytes.
+    Column("body", Text, nullable=False),
+    Index(None, "organization_id", "created_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # Also the id of the job that delivers it.
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("endpoint_id", Uuid, ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", Uuid, ForeignKey("webhook_events.id"), nullable=False),
+    # pending | delivered | failed
+    Column("status", String(10), nullable=False),
+    Column("attempt_count", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index(None, "endpoint_id", "created_at"),
+    Index(None, "event_id"),
+    # The age of the oldest undelivered event (a metric): the first pending row by creation.
+    Index(None, "status", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", Uuid, ForeignKey("webhook_deliveries.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    # Null: no answer (refused, timed out, a destination refused before sending).
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", String(1000), nullable=True),
 )

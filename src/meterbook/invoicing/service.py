@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -43,14 +43,17 @@ from meterbook.invoicing.models import (
     history_id,
 )
 from meterbook.invoicing.repository import HistoryOrder
+from meterbook.invoicing.schemas import BillingRunOut, InvoiceOut
 from meterbook.kit.ids import new_id
 from meterbook.kit.money import round_to_minor_unit
 from meterbook.kit.time import format_rfc3339, month_start, next_month, utcnow
 from meterbook.payments import service as payments
 from meterbook.payments.models import Payment
-from meterbook.payments.schemas import PaymentIn
+from meterbook.payments.schemas import PaymentIn, PaymentOut
 from meterbook.plans import service as plans
 from meterbook.plans.models import FeePart
+from meterbook.webhooks import service as webhooks
+from meterbook.webhooks.service import EventData
 
 __all__ = [
     "SUBSCRIPTION_DESCRIPTION",
@@ -309,6 +312,9 @@ def _invoice_month(conn: Connection, organization_id: uuid.UUID, month: str, now
     # seen below) or waits for this run to commit (and then finds the new invoices open).
     accounts.lock_accounts(conn, sorted({invoice.account_id for invoice in drafts}))
     repository.insert_invoices(conn, drafts)
+    webhooks.emit_many(
+        conn, organization_id, "invoice.created", (_invoice_event("invoice.created", draft) for draft in drafts)
+    )
     repository.insert_history(
         conn, organization_id, [item for invoice in drafts for item in _charges(invoice, names[invoice.account_id])]
     )
@@ -317,7 +323,22 @@ def _invoice_month(conn: Connection, organization_id: uuid.UUID, month: str, now
     # Money paid ahead goes to the new invoices at once.
     waiting = payments.owners_of_open_credit(conn, organization_id)
     settle_accounts(conn, organization_id, sorted({(d.account_id, d.currency) for d in drafts} & waiting, key=str))
+    webhooks.emit(
+        conn,
+        organization_id,
+        "billing_run.completed",
+        BillingRunOut.of(run).model_dump(mode="python"),
+        event_id=webhooks.event_id_for("billing_run.completed", organization_id, month),
+    )
     return run
+
+
+def _invoice_event(event_type: str, invoice: Invoice) -> EventData:
+    """An invoice's event: the invoice as ``GET /v1/invoices/{id}`` shows it, under an id derived from both."""
+    return EventData(
+        InvoiceOut.of(invoice, with_lines=True).model_dump(mode="python"),
+        webhooks.event_id_for(event_type, invoice.id),
+    )
 
 
 def upcoming_invoices(
@@ -438,7 +459,9 @@ def void(conn: Connection, principal: Principal, invoice_id: uuid.UUID) -> Invoi
         ],
     )
     settle(conn, organization_id, invoice.account_id, invoice.currency)
-    return get_invoice(conn, principal, invoice_id)
+    voided = get_invoice(conn, principal, invoice_id)
+    webhooks.emit_many(conn, organization_id, "invoice.voided", [_invoice_event("invoice.voided", voided)])
+    return voided
 
 
 # --- payments --------------------------------------------------------------------------------------
@@ -498,7 +521,15 @@ def pay(conn: Connection, principal: Principal, data: PaymentIn) -> tuple[Paymen
         ],
     )
     settle(conn, organization_id, account.id, currency, first=named.id if named is not None else None)
-    return payments.find(conn, account.id, payment.id) or payment, True
+    recorded = payments.find(conn, account.id, payment.id) or payment
+    webhooks.emit(
+        conn,
+        organization_id,
+        "payment.created",
+        PaymentOut.of(recorded).model_dump(mode="python"),
+        event_id=webhooks.event_id_for("payment.created", account.id, recorded.id),
+    )
+    return recorded, True
 
 
 def settle(
@@ -527,6 +558,7 @@ def settle_accounts(
     credit_by_owner = payments.open_credit(conn, organization_id, owners)
     applications: list[tuple[Payment, uuid.UUID, Decimal]] = []
     changes: list[tuple[uuid.UUID, Decimal, str, datetime | None]] = []
+    settled: list[uuid.UUID] = []
     for owner in owners:
         credit = credit_by_owner.get(owner, [])
         if not credit:
@@ -557,8 +589,20 @@ def settle_accounts(
                     max(last_date, invoice.issued_at) if paid else None,
                 )
             )
+            if paid:
+                settled.append(invoice.id)
     repository.record_amounts_paid(conn, changes)
     payments.apply(conn, organization_id, applications)
+    if settled:
+        webhooks.emit_many(conn, organization_id, "invoice.paid", _paid_events(conn, organization_id, settled))
+
+
+def _paid_events(conn: Connection, organization_id: uuid.UUID, invoice_ids: Sequence[uuid.UUID]) -> Iterator[EventData]:
+    """The ``invoice.paid`` event of each invoice just settled in full, read as it is now (read only if wanted)."""
+    for invoice_id in invoice_ids:
+        invoice = repository.get_invoice(conn, organization_id, None, invoice_id)
+        if invoice is not None:
+            yield _invoice_event("invoice.paid", invoice)
 
 
 def account_statement(

@@ -6,17 +6,40 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from meterbook.kit.money import MONEY_SCALE, is_currency
 from meterbook.kit.time import as_utc
 
-__all__ = ["INT64_MAX", "MAX_MONEY", "CurrencyCode", "InputModel", "Money", "Name", "Utc", "WholeNumber"]
+__all__ = [
+    "INT64_MAX",
+    "MAX_MONEY",
+    "CurrencyCode",
+    "InputModel",
+    "JsonNumber",
+    "Money",
+    "Name",
+    "Utc",
+    "WholeNumber",
+]
 
 INT64_MAX = 2**63 - 1
 #: The largest unrounded amount: what fits a 64-bit integer at meterbook's money scale, rounded down.
 MAX_MONEY = Decimal(9_000_000_000)
 
+
+#: A Decimal that goes out as a JSON number with its exact text (and is documented as a number): what the
+#: domains' renderings (``schemas.py``) and every dialect use for money and quantities.
+JsonNumber = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 
 #: A UTC month, ``YYYY-MM``.
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"

@@ -1,14 +1,17 @@
-"""What the ledger accepts."""
+"""What the ledger accepts, and how the native API (and its webhooks) render a transaction."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from meterbook.kit.fields import INT64_MAX, NativeInput, WholeNumber
+from meterbook.ledger.models import Transaction
 
-__all__ = ["CreditGrant"]
+__all__ = ["CreditGrant", "TransactionOut"]
 
 
 class CreditGrant(NativeInput):
@@ -20,3 +23,33 @@ class CreditGrant(NativeInput):
     source: Annotated[str, StringConstraints(max_length=100)] | None = None
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
     metadata: dict[str, Any] | None = None
+
+
+class TransactionOut(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    kind: Literal["grant", "purchase", "usage", "revert"]
+    direction: Literal["credit", "debit"]
+    amount: int = Field(description="Whole credits, always positive; `direction` says which way they moved.")
+    source: str
+    description: str | None
+    user_id: str | None
+    metadata: dict[str, Any] | None
+    reverts_id: uuid.UUID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, transaction: Transaction) -> TransactionOut:
+        return cls(
+            id=transaction.id,
+            account_id=transaction.account_id,
+            kind=transaction.kind,
+            direction=transaction.direction,
+            amount=transaction.amount,
+            source=transaction.source,
+            description=transaction.description,
+            user_id=transaction.user_id,
+            metadata=transaction.metadata,
+            reverts_id=transaction.reverts_id,
+            created_at=transaction.created_at,
+        )

@@ -17,7 +17,8 @@ from meterbook.kit.ids import new_id
 from meterbook.kit.time import utcnow
 from meterbook.ledger import repository
 from meterbook.ledger.models import REVERT_SOURCE, SOURCE_LENGTH, Balance, Transaction, UsageDebit, revert_id
-from meterbook.ledger.schemas import CreditGrant
+from meterbook.ledger.schemas import CreditGrant, TransactionOut
+from meterbook.webhooks import service as webhooks
 
 __all__ = [
     "balance",
@@ -80,6 +81,13 @@ def grant(
     )
     repository.insert_transactions(conn, account.organization_id, [transaction], [digest])
     repository.add_to_balance(conn, account.id, data.amount, now)
+    webhooks.emit(
+        conn,
+        account.organization_id,
+        "credits.granted",
+        TransactionOut.of(transaction).model_dump(mode="python"),
+        event_id=webhooks.event_id_for("credits.granted", transaction.id),
+    )
     return transaction, True
 
 

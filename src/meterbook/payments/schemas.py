@@ -1,15 +1,17 @@
-"""What the payments domain accepts."""
+"""What the payments domain accepts, and how the native API (and its webhooks) render a payment."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from meterbook.kit.fields import CurrencyCode, Money, NativeInput, Utc
+from meterbook.kit.fields import CurrencyCode, JsonNumber, Money, NativeInput, Utc
+from meterbook.payments.models import Payment
 
-__all__ = ["PaymentIn"]
+__all__ = ["AllocationOut", "PaymentIn", "PaymentOut"]
 
 
 class PaymentIn(NativeInput):
@@ -30,3 +32,36 @@ class PaymentIn(NativeInput):
     reference: Annotated[str, StringConstraints(max_length=255)] | None = Field(
         default=None, description="Your reference, e.g. a bank transfer id."
     )
+
+
+class AllocationOut(BaseModel):
+    invoice_id: uuid.UUID
+    amount: JsonNumber
+
+
+class PaymentOut(BaseModel):
+    id: str
+    account_id: uuid.UUID
+    amount: JsonNumber
+    currency: str
+    date: datetime
+    invoice_id: uuid.UUID | None = Field(description="The invoice the payment named, if any.")
+    reference: str | None
+    applied: list[AllocationOut] = Field(description="What of the payment each invoice holds.")
+    unapplied: JsonNumber = Field(description="What waits for the account's next invoice in this currency.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentOut:
+        return cls(
+            id=payment.id,
+            account_id=payment.account_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            date=payment.date,
+            invoice_id=payment.invoice_id,
+            reference=payment.reference,
+            applied=[AllocationOut(invoice_id=a.invoice_id, amount=a.amount) for a in payment.allocations],
+            unapplied=payment.unapplied,
+            created_at=payment.created_at,
+        )

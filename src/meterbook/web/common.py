@@ -61,6 +61,8 @@ OFFERS: dict[str, Action] = {
     "list_keys": access.LIST_KEYS,
     "manage_keys": access.MANAGE_KEYS,
     "see_plans": access.SEE_PLANS,
+    "see_webhooks": access.READ_WEBHOOKS,
+    "resend": access.MANAGE_WEBHOOKS,
 }
 
 
