@@ -264,6 +264,21 @@ ROUTES: dict[tuple[str, str], Row] = {
     ),
     # --- native: billing runs, invoices, payments ---------------------------------------------------------
     # A billing run covers a whole organization: an account key may not start one.
+    # --- native: alerts (the operator's, like webhooks: an account key sees none) ----------------------------
+    ("POST", "/v1/alerts"): Row(
+        "billing:write",
+        lambda v: ("/v1/alerts", {"account_id": v.parent["id"], "type": "spend_above", "threshold": 5}),
+        owner=201,
+        kind=OPERATOR,
+    ),
+    ("GET", "/v1/alerts"): Row("billing:read", lambda v: ("/v1/alerts", None), {"other_org": 200}, kind=OPERATOR),
+    ("GET", "/v1/alerts/{alert_id}"): Row("billing:read", lambda v: (f"/v1/alerts/{v.alert_id}", None), kind=OPERATOR),
+    ("GET", "/v1/alerts/{alert_id}/triggers"): Row(
+        "billing:read", lambda v: (f"/v1/alerts/{v.alert_id}/triggers", None), kind=OPERATOR
+    ),
+    ("DELETE", "/v1/alerts/{alert_id}"): Row(
+        "billing:write", lambda v: (f"/v1/alerts/{v.alert_id}", None), kind=OPERATOR
+    ),
     ("POST", "/v1/billing_runs"): Row(
         "billing:write",
         lambda v: ("/v1/billing_runs", {"month": v.month}),

@@ -80,6 +80,7 @@ class Org:
     usage_id: str = ""
     month: str = ""
     private_plan: str = ""
+    alert_id: str = ""
 
     @property
     def id(self) -> str:
@@ -101,6 +102,7 @@ class Org:
             self.invoice_id,
             self.payment_id,
             f"parent usage {self.marker}",
+            f"parent spend {self.marker}",
         }
 
 
@@ -203,6 +205,19 @@ def build_org(client: TestClient, tenant: Tenant) -> Org:
             headers=headers,
         )
     )
+    # An alert on the parent's spend (issue 19): the operator's, like webhooks.
+    org.alert_id = ok(
+        client.post(
+            "/v1/alerts",
+            json={
+                "name": f"parent spend {org.marker}",
+                "account_id": org.parent["id"],
+                "type": "spend_above",
+                "threshold": 1,
+            },
+            headers=headers,
+        )
+    )["id"]
     return org
 
 
