@@ -453,6 +453,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         CONSOLE, lambda v: ("/ui/billing-runs", None), {"other_org": 200, **SIGNED_OUT}, console=True
     ),
     ("GET", "/ui/plans"): Row(CONSOLE, lambda v: ("/ui/plans", None), {"other_org": 200, **SIGNED_OUT}, console=True),
+    ("GET", "/ui/alerts"): Row(CONSOLE, lambda v: ("/ui/alerts", None), {"other_org": 200, **SIGNED_OUT}, console=True),
     ("GET", "/ui/plans/{code}"): Row(
         CONSOLE, lambda v: (f"/ui/plans/{v.private_plan}", None), {"other_org": 404, **SIGNED_OUT}, console=True
     ),

@@ -61,6 +61,7 @@ OFFERS: dict[str, Action] = {
     "list_keys": access.LIST_KEYS,
     "manage_keys": access.MANAGE_KEYS,
     "see_plans": access.SEE_PLANS,
+    "see_alerts": access.READ_ALERTS,
 }
 
 
