@@ -1177,9 +1177,9 @@ class TestAlerts:
             )
             [trigger] = alerts.triggers(conn, operator, alert.id)
             assert (trigger.account_id, trigger.value, trigger.threshold) == (before.second, Decimal(3), Decimal("2.5"))
-            # Exact, never a float: the threshold at 10**-9, the value as decimal text.
-            assert conn.execute(text("SELECT threshold FROM alerts")).scalar_one() == 2_500_000_000
-            assert conn.execute(text("SELECT value FROM alert_triggers")).scalar_one() == "3"
+            # Exact, never a float: the threshold and the value as decimal text.
+            assert conn.execute(text("SELECT threshold FROM alerts")).scalar_one() == "2.5"
+            assert tuple(conn.execute(text("SELECT value, threshold FROM alert_triggers")).one()) == ("3", "2.5")
             at_0013 = every_row(conn)
         # And back: the two tables go, every other row stays as it is.
         step_to(empty_database, "0011", down=True)

@@ -300,6 +300,7 @@ class TestApi:
             "negative threshold": ({"type": "spend_above", "threshold": -1}, "body.threshold"),
             "threshold not a number": ({"type": "spend_above", "threshold": "lots"}, "body.threshold"),
             "threshold a boolean": ({"type": "spend_above", "threshold": True}, "body.threshold"),
+            "threshold too large": ({"type": "spend_above", "threshold": "10000000000000000000"}, "body.threshold"),
             "too many decimals": ({"type": "spend_above", "threshold": "0.0000000001"}, "body.threshold"),
             "fractional credits": ({"type": "credit_balance_below", "threshold": "1.5"}, "body.threshold"),
             "percent over 100": (

@@ -32,17 +32,24 @@ _CHUNK = 1000
 
 
 def _alert(row: Any) -> Alert:
-    return Alert(**row._mapping)
+    return Alert(**{**row._mapping, "threshold": Decimal(row.threshold)})
 
 
 def _trigger(row: Any) -> Trigger:
     values = {key: value for key, value in row._mapping.items() if key != "organization_id"}
     values["value"] = Decimal(values["value"])
+    values["threshold"] = Decimal(values["threshold"])
     return Trigger(**values)
 
 
+def _text(number: Decimal) -> str:
+    """Exact decimal text without exponent or trailing zeros: ``100``, ``99.5``."""
+    normalized = number.normalize()
+    return format(normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized, "f")
+
+
 def insert_alert(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(alerts).values(**values))
+    conn.execute(insert(alerts).values(**{**values, "threshold": _text(values["threshold"])}))
 
 
 def get_alert(conn: Connection, organization_id: uuid.UUID, alert_id: uuid.UUID) -> Alert | None:
@@ -138,8 +145,8 @@ def insert_triggers(conn: Connection, organization_id: uuid.UUID, triggers: Sequ
             "alert_id": trigger.alert_id,
             "account_id": trigger.account_id,
             "period": trigger.period,
-            "value": format(trigger.value, "f"),
-            "threshold": trigger.threshold,
+            "value": _text(trigger.value),
+            "threshold": _text(trigger.threshold),
             "triggered_at": trigger.triggered_at,
         }
         for trigger in triggers

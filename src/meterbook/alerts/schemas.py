@@ -11,12 +11,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringCo
 from pydantic_core import PydanticCustomError
 
 from meterbook.alerts.models import ALERT_TYPES, Alert, Trigger
-from meterbook.kit.fields import MAX_MONEY, JsonNumber, Name, NativeInput
+from meterbook.kit.fields import JsonNumber, Name, NativeInput
 from meterbook.kit.money import MONEY_SCALE
 
 __all__ = ["AlertCreate", "AlertOut", "AlertsOut", "TriggerOut", "TriggersOut"]
 
 _TYPE_EXAMPLE = "spend_above"
+#: Above any balance (a 64-bit count of credits) and any month's units of a product that matter in practice.
+MAX_THRESHOLD = Decimal(10) ** 19 - Decimal("0.000000001")
 
 
 def _number(value: Any) -> Decimal:
@@ -45,8 +47,8 @@ def _alert_type(value: str) -> str:
 def _threshold(value: Decimal) -> Decimal:
     if value < 0:
         raise PydanticCustomError("threshold", 'must not be negative: expected a number from 0, e.g. 100 or "99.5"')
-    if value > MAX_MONEY:
-        raise PydanticCustomError("threshold", "must be at most {most}, e.g. 100", {"most": str(MAX_MONEY)})
+    if value > MAX_THRESHOLD:
+        raise PydanticCustomError("threshold", "must be below 10^19 (credits and units stop there), e.g. 100")
     exponent = value.as_tuple().exponent
     if (
         isinstance(exponent, int)

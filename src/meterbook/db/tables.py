@@ -675,8 +675,9 @@ alerts = Table(
     Column("name", String(200), nullable=True),
     # credit_balance_below | spend_above | usage_above | feature_usage_above
     Column("type", String(32), nullable=False),
-    # Credits, money in the account's currency, units, or a percent, by type: exact at 10**-9.
-    Column("threshold", FixedDecimal(), nullable=False),
+    # Credits, money in the account's currency, units, or a percent, by type: exact decimal text (up to 10**19, nine
+    # decimals), as a month's units or an account's credits may pass what a 64-bit integer holds at 10**-9.
+    Column("threshold", String(40), nullable=False),
     Column("product_id", String(100), nullable=True),
     Column("feature", String(200), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
@@ -696,8 +697,8 @@ alert_triggers = Table(
     Column("period", String(20), nullable=False),
     # Exact decimal text: a month's units may pass what a 64-bit integer holds at 10**-9.
     Column("value", String(80), nullable=False),
-    # The alert's threshold when it fired.
-    Column("threshold", FixedDecimal(), nullable=False),
+    # The alert's threshold when it fired (exact decimal text, as the alert's).
+    Column("threshold", String(40), nullable=False),
     Column("triggered_at", UtcDateTime, nullable=False),
     # Exactly one firing per alert, account and period, whatever the concurrency: inserts are insert-if-absent.
     Index(None, "alert_id", "account_id", "period", unique=True),

@@ -1,9 +1,9 @@
 """Alerts (CONTRACT §7, issue 19): thresholds on an account's credits, spend, usage or feature usage, and their firings.
 
 - ``alerts``: an organization's alerts, each on one account or on every account (``account_id`` null), with its
-  type and threshold (exact at 10**-9, like money).
+  type and threshold (exact decimal text).
 - ``alert_triggers``: each firing, unique per (alert, account, period), so that a crossing fires once whatever the
-  concurrency; its value as exact decimal text.
+  concurrency; its value and threshold as exact decimal text.
 
 Only new tables: no existing row changes. Downgrading drops them with every firing recorded.
 
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Uuid(), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("type", sa.String(length=32), nullable=False),
-        sa.Column("threshold", sa.BigInteger(), nullable=False),
+        sa.Column("threshold", sa.String(length=40), nullable=False),
         sa.Column("product_id", sa.String(length=100), nullable=True),
         sa.Column("feature", sa.String(length=200), nullable=True),
         sa.Column("created_at", _TS, nullable=False),
@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("period", sa.String(length=20), nullable=False),
         sa.Column("value", sa.String(length=80), nullable=False),
-        sa.Column("threshold", sa.BigInteger(), nullable=False),
+        sa.Column("threshold", sa.String(length=40), nullable=False),
         sa.Column("triggered_at", _TS, nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_alert_triggers_account_id_accounts")),
         sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], name=op.f("fk_alert_triggers_alert_id_alerts")),
