@@ -116,7 +116,7 @@ def month_totals(
     """The totals of these (account, month) pairs, read in a few statements whatever their number (alerts read them
     after a batch's writes). ``priced``: also price them, by the one pricing of a month's usage (``charges``)."""
     pairs = set(account_months)
-    rows = repository.months_of_accounts(conn, organization_id, pairs) if pairs else []
+    rows = repository.months_of(conn, organization_id, pairs) if pairs else []
     found = {pair: MonthTotals(units={}, spend={}) for pair in pairs}
     with localcontext(prec=80):
         for row in rows:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, tuple_
 
 from meterbook.alerts.models import Alert, Trigger
 from meterbook.db.tables import accounts, alert_triggers, alerts
@@ -95,21 +95,19 @@ def watching(conn: Connection, organization_id: uuid.UUID, account_ids: Sequence
     return list(found.values())
 
 
-def fired(
-    conn: Connection, alert_ids: Iterable[uuid.UUID], account_ids: Iterable[uuid.UUID], periods: Iterable[str]
-) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
-    """Which (alert, account, period) of these alerts, accounts and periods have fired: searches of the unique index."""
-    wanted_alerts, wanted_periods = sorted(set(alert_ids)), sorted(set(periods))
-    ordered = sorted(set(account_ids))
+def fired(conn: Connection, keys: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
+    """Which of these (alert, account, period) have fired: probes of the unique index by the whole key.
+
+    Row values, not three IN lists: those would make the planner probe every combination of the three."""
+    wanted = sorted(set(keys))
     found: set[tuple[uuid.UUID, uuid.UUID, str]] = set()
-    if not wanted_alerts or not wanted_periods:
-        return found
-    for start in range(0, len(ordered), _CHUNK):
+    # Three parameters a key: bounded, as SQLite allows at most 32766 parameters per statement.
+    for start in range(0, len(wanted), _CHUNK):
         rows = conn.execute(
             select(alert_triggers.c.alert_id, alert_triggers.c.account_id, alert_triggers.c.period).where(
-                alert_triggers.c.alert_id.in_(wanted_alerts),
-                alert_triggers.c.account_id.in_(ordered[start : start + _CHUNK]),
-                alert_triggers.c.period.in_(wanted_periods),
+                tuple_(alert_triggers.c.alert_id, alert_triggers.c.account_id, alert_triggers.c.period).in_(
+                    wanted[start : start + _CHUNK]
+                )
             )
         )
         found.update((row.alert_id, row.account_id, row.period) for row in rows)

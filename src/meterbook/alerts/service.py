@@ -224,22 +224,26 @@ def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, no
     watching = repository.watching(conn, organization_id, sorted(touched))
     if not watching:
         return []
-    of_type: dict[str, list[Alert]] = defaultdict(list)
+    # By type and account (None: on every account), so that each write meets only the alerts on its account.
+    on: dict[tuple[str, uuid.UUID | None], list[Alert]] = defaultdict(list)
     for alert in watching:
-        of_type[alert.type].append(alert)
+        on[(alert.type, alert.account_id)].append(alert)
+
+    def covering(kind: str, account_id: uuid.UUID) -> list[Alert]:
+        return on.get((kind, account_id), []) + on.get((kind, None), [])
 
     # Balance crossings are exact from the debit itself (its balance row is locked until the transaction ends).
     crossings = [
         (alert, change)
         for change in writes.balances
-        for alert in of_type["credit_balance_below"]
-        if alert.covers(change.account_id) and change.before >= alert.threshold > change.after
+        for alert in covering("credit_balance_below", change.account_id)
+        if change.before >= alert.threshold > change.after
     ]
     # A feature counter's value is exact from its write too (the counter's row is locked likewise).
     counted: dict[_Key, tuple[Alert, Decimal]] = {}
     for counter in writes.counters:
-        for alert in of_type["feature_usage_above"]:
-            if alert.feature == counter.feature and alert.covers(counter.account_id):
+        for alert in covering("feature_usage_above", counter.account_id):
+            if alert.feature == counter.feature:
                 percent = _percent_reached(counter, alert.threshold)
                 if percent is not None:
                     counted[(alert.id, counter.account_id, counter.month)] = (alert, percent)
@@ -247,13 +251,12 @@ def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, no
     pending: dict[_Key, Alert] = {}
     months = {(written.account_id, written.month) for written in writes.usage}
     for written in writes.usage:
-        for alert in of_type["usage_above"]:
-            if alert.product_id == written.product_id and alert.covers(written.account_id):
+        for alert in covering("usage_above", written.account_id):
+            if alert.product_id == written.product_id:
                 pending[(alert.id, written.account_id, written.month)] = alert
     for account_id, month in months:
-        for alert in of_type["spend_above"]:
-            if alert.covers(account_id):
-                pending[(alert.id, account_id, month)] = alert
+        for alert in covering("spend_above", account_id):
+            pending[(alert.id, account_id, month)] = alert
     if not (crossings or counted or pending):
         return []
 
@@ -261,13 +264,7 @@ def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, no
     # After every write of the transaction: from here on it only reads, and inserts rows of these accounts.
     lock_accounts_for_alerts(conn, involved)
     month_keys = [*counted, *pending]
-    already = (
-        repository.fired(
-            conn, {key[0] for key in month_keys}, {key[1] for key in month_keys}, {key[2] for key in month_keys}
-        )
-        if month_keys
-        else set()
-    )
+    already = repository.fired(conn, month_keys)
     found: list[tuple[Alert, Trigger]] = []
     for key, (alert, percent) in counted.items():
         if key not in already:
