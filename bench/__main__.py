@@ -1,10 +1,11 @@
-"""Every figure of issue 6 (performance) and issue 18's two (tiered plans), measured against its target.
+"""Every figure of issue 6 (performance), issue 18's two (tiered plans) and issue 19's (alerts), against its target.
 
     .venv/bin/python -m bench                   # the full sizes (about an hour on a 2-core machine, more with 10M)
     .venv/bin/python -m bench --quick           # small sizes of everything, about three minutes
     .venv/bin/python -m bench --quick --check   # CI: exit 1 only on a gross regression or a benchmark that fails
     .venv/bin/python -m bench --only ingest-sqlite --only billing
     .venv/bin/python -m bench --only ingest-tiered --only billing-tiered      # issue 18's figures
+    .venv/bin/python -m bench --only ingest-alerts                            # issue 19's figure
 
 Each benchmark runs as a subprocess (bench/ingest.py, bench/reads.py, bench/billing.py) that creates its own
 database, starts its own server where it needs one, and prints one JSON document last; this script collects
@@ -83,6 +84,13 @@ TARGETS: dict[str, Target] = {
         "batched ingestion, accounts on a tiered plan / per-unit, same run", "ratio", 0.9, True, check_floor=0.6
     ),
     "billing_tiered": Target("billing run, 10,000 accounts on tiered plans", "s", 15, False),
+    "alerts_ratio": Target(
+        "batched ingestion, accounts with 10 alerts each and an endpoint for every event / none, same run",
+        "ratio",
+        0.9,
+        True,
+        check_floor=0.4,
+    ),
     "server_rss": Target("server RSS peak through all of the above", "MB", 500, False),
 }
 
@@ -391,6 +399,30 @@ def bench_ingest_tiered(ctx: Context) -> None:
         )
 
 
+def bench_ingest_alerts(ctx: Context) -> None:
+    # Pairs in alternating order, as --tiered: two in the quick run, four at full size.
+    argv = ingest_argv(
+        ctx, "--alerts", "--events", "10000" if ctx.quick else "200000", "--repeat", "2" if ctx.quick else "4"
+    )
+    figure = ctx.figure("alerts_ratio")
+    figure.command = display(argv)
+    result = run_json(ctx, "batched ingestion, accounts without and with alerts, SQLite", argv)
+    ctx.results["ingest_alerts"] = result
+    note_rss(ctx, "ingest-alerts", result)
+    alerts = result.get("alerts")
+    if not alerts:
+        raise StepFailed("bench/ingest.py --alerts printed no 'alerts' figures")
+    figure.measured = alerts["ratio_median"]
+    figure.detail = (
+        f"{alerts['median_events_per_second']:,.0f} events/s for accounts with 10 alerts each against "
+        f"{result['median_events_per_second']:,.0f} without; {result['events']:,} events x {len(alerts['runs'])} "
+        f"pairs in alternating order, each pair's ratio {' / '.join(f'{r:.2f}' for r in alerts['ratios'])}; "
+        f"{alerts.get('deliveries_received', 0):,} webhook deliveries received"
+    )
+    if alerts.get("cpu_ratio_median") is not None:
+        figure.detail += f"; by server CPU per event (none/alerts) {alerts['cpu_ratio_median']:.2f}"
+
+
 def bench_billing(ctx: Context, key: str = "billing", options: tuple[str, ...] = ()) -> None:
     figure = ctx.figure(key)
     sizes = ["--accounts", str(QUICK_BILLING_ACCOUNTS), "--reads", "50"] if ctx.quick else ["--accounts", "10000"]
@@ -425,6 +457,7 @@ STEPS: dict[str, tuple[Callable[[Context], None], tuple[str, ...]]] = {
     "billing": (bench_billing, ("billing",)),
     "ingest-tiered": (bench_ingest_tiered, ("tiered_ratio",)),
     "billing-tiered": (bench_billing_tiered, ("billing_tiered",)),
+    "ingest-alerts": (bench_ingest_alerts, ("alerts_ratio",)),
 }
 
 

@@ -5,6 +5,7 @@
     .venv/bin/python bench/ingest.py --batch 1 --events 20000   # single-event requests, 32 connections per client
     .venv/bin/python bench/ingest.py --preload 10000000         # with 10 million events already stored
     .venv/bin/python bench/ingest.py --tiered                   # also accounts on a graduated plan, same run
+    .venv/bin/python bench/ingest.py --alerts                   # also accounts with 10 alerts each, same run
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://user@host/empty_db --workers 2
 
 What it does: creates (or, for PostgreSQL, migrates the empty database it is given) a database; with
@@ -35,6 +36,12 @@ the plan, the order alternating from run to run so that load drift and the growi
 it prints both rates and, per run and as the median, the ratio tiered / per-unit (issue 18: at least 0.9). With
 an even ``--repeat`` (its default with ``--tiered``) as many pairs run in each order, so that a steady drift
 (the database grows, the neighbours' load changes) raises as many ratios as it lowers.
+
+``--alerts`` pairs runs the same way (issue 19): the second group of accounts has 10 alerts each (usage, spend and
+credit balance; some fire early in the first run, the others never fire, so that every batch evaluates them), and
+the organization has one webhook endpoint subscribed to every event, served by a receiver in this process that
+answers 204 (the server's worker delivers what fires, as in production; ``METERBOOK_WEBHOOK_ALLOW_PRIVATE=true``
+lets it reach 127.0.0.1). It prints the ratio alerts / without alerts (target: at least 0.9).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.server
 import importlib
 import json
 import math
@@ -221,6 +229,85 @@ def subscribe_tiered(base_url: str, key: str, products: int, account_ids: list[s
     }
 
 
+#: Each account's 10 alerts of ``--alerts``: (type, threshold, index of the product for usage_above). The low ones fire
+#: at an account's first batch, the balance one at its first credit debit, the others never do: every batch of a
+#: run evaluates them (the spend ones price the account's month each time).
+BENCH_ALERTS: tuple[tuple[str, Decimal, int | None], ...] = (
+    ("usage_above", Decimal(1), 0),
+    ("usage_above", Decimal(50), 1),
+    ("usage_above", Decimal(10**12), 2),
+    ("usage_above", Decimal(10**12), 0),
+    ("spend_above", Decimal("0.01"), None),
+    ("spend_above", Decimal(20), None),
+    ("spend_above", Decimal(10**8), None),
+    ("spend_above", Decimal(10**9), None),
+    ("credit_balance_below", Decimal(GRANT - 10), None),
+    ("credit_balance_below", Decimal(0), None),
+)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that takes every delivery (204) and counts them."""
+
+    received = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        type(self).received += 1
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[tuple[str, type[_Receiver]]]:
+    """A receiver on 127.0.0.1 in a thread of this process; its URL, and its handler class (which counts)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks", _Receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def seed_alerts(
+    database_url: str, key: str, account_ids: list[str], products: int, receiver_url: str
+) -> dict[str, Any]:
+    """Through the services, before the server starts: :data:`BENCH_ALERTS` on each account, one endpoint for all."""
+    from meterbook.accounts import service as accounts_service
+    from meterbook.alerts import service as alerts
+    from meterbook.alerts.schemas import AlertCreate
+    from meterbook.db import Database
+    from meterbook.webhooks import service as webhooks
+    from meterbook.webhooks.schemas import EndpointCreate
+
+    started = time.perf_counter()
+    product_ids = [row[0] for row in catalog_of(products)]
+    database = Database(database_url, pool_size=1)
+    try:
+        with database.write() as conn:
+            org = accounts_service.authenticate(conn, key)
+            webhooks.create_endpoint(conn, org, EndpointCreate(url=receiver_url, event_types=["*"]), allow_private=True)
+            for account_id in account_ids:
+                for kind, threshold, product in BENCH_ALERTS:
+                    body: dict[str, Any] = {"account_id": account_id, "type": kind, "threshold": threshold}
+                    if product is not None:
+                        body["product_id"] = product_ids[product % len(product_ids)]
+                    alerts.create_alert(conn, org, AlertCreate.model_validate(body))
+    finally:
+        database.dispose()
+    return {
+        "alerts_per_account": len(BENCH_ALERTS),
+        "accounts": len(account_ids),
+        "endpoint": receiver_url,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def seed_history_function() -> Any:
     """``bench.seed.seed_history``, written separately; None while bench/seed.py does not exist."""
     if str(REPO) not in sys.path:
@@ -326,10 +413,17 @@ def free_port() -> int:
 
 
 def start_server(
-    database_url: str, port: int, workers: int, log_level: str, sqlite_synchronous: str, log_path: Path
+    database_url: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    sqlite_synchronous: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "METERBOOK_DATABASE_URL": database_url,
         "METERBOOK_HOST": "127.0.0.1",
         "METERBOOK_PORT": str(port),
@@ -931,6 +1025,12 @@ def main(argv: list[str] | None = None) -> int:
         "API), alternating with the per-unit accounts on the same server and database; prints the ratio of the rates",
     )
     parser.add_argument(
+        "--alerts",
+        action="store_true",
+        help="also send each run's load to as many accounts with 10 alerts each and a webhook endpoint taking every "
+        "event, alternating with the accounts without alerts on the same server and database; prints the ratio",
+    )
+    parser.add_argument(
         "--preload", type=int, default=0, help="events already stored before the runs (bench.seed.seed_history)"
     )
     for name in ("accounts", "products", "months"):
@@ -948,13 +1048,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON document, last")
     args = parser.parse_args(argv)
     events = args.events or (20_000 if args.quick else 200_000)
-    # --tiered pairs its runs in alternating order: an even number of pairs balances the orders.
-    repeat = args.repeat or ((2 if args.quick else 4) if args.tiered else (1 if args.quick else 3))
+    if args.tiered and args.alerts:
+        parser.error("--tiered and --alerts each compare a second group of accounts: give one of them")
+    # The second group of accounts a paired run compares with the first, and what its figures are called.
+    paired = args.tiered or args.alerts
+    second = "tiered" if args.tiered else "alerts"
+    # --tiered and --alerts pair their runs in alternating order: an even number of pairs balances the orders.
+    repeat = args.repeat or ((2 if args.quick else 4) if paired else (1 if args.quick else 3))
     connections = args.connections or (32 if args.batch == 1 else 1)
-    if args.tiered and args.store_alone:
-        parser.error("--tiered compares two loads on one server: it does not time the store layer alone")
+    if paired and args.store_alone:
+        parser.error(f"--{second} compares two loads on one server: it does not time the store layer alone")
     store_alone = (
-        args.store_alone if args.store_alone is not None else args.batch > 1 and not args.preload and not args.tiered
+        args.store_alone if args.store_alone is not None else args.batch > 1 and not args.preload and not paired
     )
     if not 1 <= args.batch <= 10_000 or events < 1 or args.clients < 1 or repeat < 1 or args.accounts < 1:
         parser.error("--events, --clients, --repeat and --accounts must be at least 1, --batch 1..10,000")
@@ -987,6 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
     tiered_runs: list[Run] = []
     store_runs: list[StoreRun] = []
     subscribed: dict[str, Any] | None = None
+    alerted: dict[str, Any] | None = None
     preloaded: dict[str, Any] | None = None
     commit = git_commit()
     print(f"meterbook ingest benchmark — commit {commit}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -998,7 +1104,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load      {events:,} events/run in batches of {args.batch:,} from {args.clients} client processes x "
         f"{connections} connection(s), {args.accounts} accounts, {args.products} products, "
         f"{args.credit_share:.0%} credit events, {repeat} run(s)"
-        f"{f' of each: per-unit prices and {args.accounts} more accounts on a graduated plan' if args.tiered else ''}; "
+        f"{f' of each: per-unit prices and {args.accounts} more accounts on a graduated plan' if args.tiered else ''}"
+        f"{f' of each: {args.accounts} accounts without alerts, {args.accounts} with 10 each' if args.alerts else ''}; "
         f"server: {args.workers} worker(s), log level {args.server_log_level}",
         flush=True,
     )
@@ -1022,10 +1129,22 @@ def main(argv: list[str] | None = None) -> int:
             preloaded = preload(database_url, args.preload, preload_shape)
             print(f"preload   done in {preloaded['seconds']:,.1f} s: {preloaded['seeded']}", flush=True)
         seeded = seed(
-            database_url, args.accounts, args.products, args.sqlite_synchronous, args.accounts if args.tiered else 0
+            database_url, args.accounts, args.products, args.sqlite_synchronous, args.accounts if paired else 0
         )
+        server_env: dict[str, str] = {}
+        if args.alerts:
+            receiver_url, receiver = cleanup.enter_context(webhook_receiver())
+            alerted = seed_alerts(
+                database_url, seeded.organization_key, seeded.tiered_account_ids, args.products, receiver_url
+            )
+            server_env["METERBOOK_WEBHOOK_ALLOW_PRIVATE"] = "true"
+            print(
+                f"alerts    {alerted['alerts_per_account']} per account on {alerted['accounts']} accounts, one "
+                f"endpoint taking every event ({receiver_url}); made in {alerted['seconds']:.1f} s",
+                flush=True,
+            )
         server = start_server(
-            database_url, port, args.workers, args.server_log_level, args.sqlite_synchronous, log_path
+            database_url, port, args.workers, args.server_log_level, args.sqlite_synchronous, log_path, server_env
         )
         cleanup.callback(stop_server, server)
         base_url = f"http://127.0.0.1:{port}"
@@ -1073,11 +1192,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for number in range(1, repeat + 1):
             tiered_run: Run | None = None
-            # With --tiered, odd runs send the per-unit load first and even runs the tiered one, so that load drift
-            # and the database's growth weigh on both alike.
-            if args.tiered and number % 2 == 0:
+            # With --tiered (--alerts), odd runs send the per-unit (alert-free) load first and even runs the other,
+            # so that load drift and the database's growth weigh on both alike.
+            if paired and number % 2 == 0:
                 tiered_run = timed(load(number, tiered=True), number)
-                print_run(tiered_run, None, "tiered")
+                print_run(tiered_run, None, second)
             plan = load(number, tiered=False)
             run = timed(plan, number)
             runs.append(run)
@@ -1085,17 +1204,18 @@ def main(argv: list[str] | None = None) -> int:
             if store_run is not None:
                 store_runs.append(store_run)
             print_run(run, store_run)
-            if args.tiered:
+            if paired:
                 if tiered_run is None:
                     tiered_run = timed(load(number, tiered=True), number)
-                    print_run(tiered_run, None, "tiered")
+                    print_run(tiered_run, None, second)
                 tiered_runs.append(tiered_run)
                 print(
-                    f"  tiered/per-unit {tiered_run.events_per_second / run.events_per_second:.2f} "
+                    f"  {second}/{'per-unit' if args.tiered else 'none'} "
+                    f"{tiered_run.events_per_second / run.events_per_second:.2f} "
                     f"(server CPU per event {cpu_per_event(tiered_run)} against {cpu_per_event(run)})",
                     flush=True,
                 )
-        expected = events * repeat * (2 if args.tiered else 1) + (args.preload if preloaded else 0)
+        expected = events * repeat * (2 if paired else 1) + (args.preload if preloaded else 0)
         stored = stored_events(database_url)
         if stored != expected:
             raise RuntimeError(f"the database holds {stored} events, {expected} were expected")
@@ -1137,7 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
             if run.server_cpu_seconds and tiered.server_cpu_seconds
         ]
         tiered_summary = {
-            **(subscribed or {}),
+            **(subscribed or alerted or {}),
             "median_events_per_second": tiered_median,
             "per_unit_median_events_per_second": median,
             "ratio_median": statistics.median(ratios),
@@ -1147,12 +1267,16 @@ def main(argv: list[str] | None = None) -> int:
             "median_p99_ms": statistics.median(run.p99_ms for run in tiered_runs),
             "runs": [asdict(run) for run in tiered_runs],
         }
+        if args.alerts:
+            tiered_summary["deliveries_received"] = receiver.received
+        what = "accounts on a graduated plan" if args.tiered else "accounts with 10 alerts each"
+        base = "per-unit" if args.tiered else "without alerts"
         print(
-            f"tiered    {tiered_median:,.0f} events/s (median, accounts on a graduated plan) against {median:,.0f} "
-            f"per-unit; tiered/per-unit ratio {statistics.median(ratios):.2f} "
+            f"{second:<9} {tiered_median:,.0f} events/s (median, {what}) against {median:,.0f} "
+            f"{base}; {second}/{base} ratio {statistics.median(ratios):.2f} "
             f"(median of each run's, {' / '.join(f'{r:.2f}' for r in ratios)})"
             + (
-                f"; by server CPU per event, per-unit/tiered {statistics.median(cpu_ratios):.2f} "
+                f"; by server CPU per event, {base}/{second} {statistics.median(cpu_ratios):.2f} "
                 f"({' / '.join(f'{r:.2f}' for r in cpu_ratios)})"
                 if cpu_ratios
                 else ""
@@ -1187,7 +1311,8 @@ def main(argv: list[str] | None = None) -> int:
                     "server_peak_rss_bytes": peak_rss,
                     "runs": [asdict(run) for run in runs],
                     "store": store_summary,
-                    "tiered": tiered_summary,
+                    "tiered": tiered_summary if args.tiered else None,
+                    "alerts": tiered_summary if args.alerts else None,
                 }
             )
         )

@@ -38,6 +38,8 @@ from sqlalchemy.exc import IntegrityError
 
 from meterbook.accounts.models import Principal
 from meterbook.aggregates.models import AggregateKey
+from meterbook.alerts import service as alerts
+from meterbook.alerts.schemas import AlertCreate
 from meterbook.catalog import service as catalog
 from meterbook.catalog.schemas import ProductPut
 from meterbook.db import Database
@@ -84,13 +86,25 @@ INDEXES_AFTER_0009 = {"ix_subscriptions_organization_id_starts_at", "ix_account_
 
 #: The tables that revisions after 0010 add (0012: jobs and webhooks).
 ADDED_AFTER_0010 = {"jobs", "webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts"}
+#: The tables that revisions after 0012 add (0013: alerts).
+ADDED_AFTER_0012 = {"alerts", "alert_triggers"}
+
+
+def differences_at_0012(conn: Connection) -> list[Any]:
+    """The differences of a database at 0012 from the tables, less the tables later revisions add."""
+    return [
+        diff
+        for diff in differences(conn)
+        if not (diff[0] in ("add_table", "add_index") and getattr(diff[1], "name", None) in ADDED_AFTER_0012)
+        and not (diff[0] == "add_index" and diff[1].table.name in ADDED_AFTER_0012)
+    ]
 
 
 def differences_at_0010(conn: Connection) -> list[Any]:
     """The differences of a database at 0010 from the tables, less the tables later revisions add."""
     return [
         diff
-        for diff in differences(conn)
+        for diff in differences_at_0012(conn)
         if not (diff[0] in ("add_table", "add_index") and getattr(diff[1], "name", None) in ADDED_AFTER_0010)
         and not (diff[0] == "add_index" and diff[1].table.name in ADDED_AFTER_0010)
     ]
@@ -988,7 +1002,11 @@ _LINES_AT_0009 = Table(
 
 
 class TestRatingByPlan:
-    def test_aggregates_and_lines_keep_their_ids_and_rating_by_plan_works(self, empty_database: Database) -> None:
+    def test_aggregates_and_lines_keep_their_ids_and_rating_by_plan_works(
+        self, empty_database: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Today's ingestion decides alerts last, in tables that 0013 adds: this database stops at 0010.
+        monkeypatch.setattr(alerts, "after_usage", lambda *args, **kwargs: [])
         step_to(empty_database, "0006")
         with empty_database.write() as conn:
             before = fill_at_0006(conn)
@@ -1167,4 +1185,67 @@ class TestSqliteTimestampText:
             else:
                 assert after == before
         step_to(empty_database, "0010", down=True)
+        step_to(empty_database, "head")
+
+
+# --- 0013: alerts ----------------------------------------------------------------------------------
+
+
+class TestAlerts:
+    def test_the_upgrade_adds_empty_tables_that_fire_and_keeps_every_row(self, empty_database: Database) -> None:
+        step_to(empty_database, "0006")
+        with empty_database.write() as conn:
+            before = fill_at_0006(conn)
+        step_to(empty_database, "0012")
+        operator = organization_principal(before.organization_id)
+        with empty_database.write() as conn:
+            catalog.put_product(
+                conn,
+                operator,
+                "CALLS",
+                ProductPut(
+                    description="Calls",
+                    unit_price=Decimal("0.5"),
+                    price_effective_from=datetime(2000, 1, 1, tzinfo=UTC),
+                ),
+            )
+            at_0012 = every_row(conn)
+        step_to(empty_database, "0013")
+        with empty_database.write() as conn:
+            assert differences(conn) == []
+            after = every_row(conn)
+            assert {table: rows for table, rows in after.items() if table in at_0012} == at_0012
+            assert {table: after[table] for table in ADDED_AFTER_0012} == {table: [] for table in ADDED_AFTER_0012}
+            # Alerts work on the upgraded database: the usage that crosses a threshold fires it.
+            alert = alerts.create_alert(
+                conn,
+                operator,
+                AlertCreate.model_validate({"type": "usage_above", "threshold": "2.5", "product_id": "CALLS"}),
+            )
+            usage.ingest(
+                conn,
+                operator,
+                [
+                    EventIn.model_validate(
+                        {
+                            "id": "after-0013",
+                            "account_id": str(before.second),
+                            "type": "metered",
+                            "product_id": "CALLS",
+                            "quantity": "3",
+                        }
+                    )
+                ],
+            )
+            [trigger] = alerts.triggers(conn, operator, alert.id)
+            assert (trigger.account_id, trigger.value, trigger.threshold) == (before.second, Decimal(3), Decimal("2.5"))
+            # Exact, never a float: the threshold and the value as decimal text.
+            assert conn.execute(text("SELECT threshold FROM alerts")).scalar_one() == "2.5"
+            assert tuple(conn.execute(text("SELECT value, threshold FROM alert_triggers")).one()) == ("3", "2.5")
+            at_0013 = every_row(conn)
+        # And back: the two tables go, every other row stays as it is.
+        step_to(empty_database, "0012", down=True)
+        with empty_database.read() as conn:
+            assert every_row(conn) == {table: rows for table, rows in at_0013.items() if table not in ADDED_AFTER_0012}
+            assert differences_at_0012(conn) == []
         step_to(empty_database, "head")

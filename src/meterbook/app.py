@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from meterbook import __version__, web
 from meterbook.api import (
+    alerts,
     billing,
     cloudflare,
     faraday,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         plans.router,
         billing.router,
         webhooks.router,
+        alerts.router,
         frontier.router,
         talkdesk.router,
         cloudflare.router,

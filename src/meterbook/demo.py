@@ -54,6 +54,8 @@ from meterbook.accounts.schemas import (
     OrganizationCreate,
     ProjectCreate,
 )
+from meterbook.alerts import service as alerts
+from meterbook.alerts.schemas import AlertCreate
 from meterbook.catalog import service as catalog
 from meterbook.catalog.schemas import ProductPut
 from meterbook.features import service as features
@@ -123,6 +125,8 @@ class DemoData:
     unbilled_month: str | None = None
     #: The story's present: every date of the demo's data is at or before it.
     anchor: datetime | None = None
+    #: Globex Corporation's low-credits alert, a little below its balance: the tour's credit usage fires it.
+    alert_id: uuid.UUID | None = None
 
 
 #: The account names the usage is written for (the demo creates them; renamed or archived ones are skipped).
@@ -154,6 +158,9 @@ GRANTS = {
 #: The shell variable that names each demo account in the guide's export lines (and the docs' examples).
 ACCOUNT_VARIABLES = {GLOBEX: "GLOBEX", INITECH: "INITECH", UMBRELLA: "UMBRELLA", GLOBEX_EU: "GLOBEX_EU"}
 SPARE_KEY_NAME = "initech-etl (old, to revoke)"
+#: Globex's alert on its credit balance (docs/alerts.md), set this many credits below the balance the demo leaves.
+LOW_CREDITS_ALERT = "Globex credits running low"
+LOW_CREDITS_MARGIN = 100
 #: The plans, one price model each (docs/pricing.md), as ``PUT /v1/plans/{code}`` takes them. In USD, the
 #: catalog's currency: a plan prices only products of its own, so the EUR accounts stay on the catalog's prices.
 STARTER, GROWTH, SCALE = "starter", "growth", "scale"
@@ -529,6 +536,24 @@ def _terms(conn: Connection, org: Principal, by_name: dict[str, Account]) -> lis
     return [item for item in found if item.subscriptions or item.negotiated]
 
 
+def _put_alert(conn: Connection, org: Principal, account: Account | None) -> uuid.UUID | None:
+    """An alert near its threshold: Globex's balance, a little above it, so that the tour's next credit usage of
+    more than :data:`LOW_CREDITS_MARGIN` credits fires it (once; a second run keeps the first alert)."""
+    if account is None:
+        return None
+    existing = [alert for alert in alerts.list_alerts(conn, org) if alert.name == LOW_CREDITS_ALERT]
+    if existing:
+        return existing[0].id
+    balance = ledger.balance(conn, org, account.id).balance
+    body = {
+        "name": LOW_CREDITS_ALERT,
+        "account_id": str(account.id),
+        "type": "credit_balance_below",
+        "threshold": max(balance - LOW_CREDITS_MARGIN, 0),
+    }
+    return alerts.create_alert(conn, org, AlertCreate.model_validate(body)).id
+
+
 def _bill_and_collect(
     conn: Connection, org: Principal, anchor: datetime, by_name: dict[str, Account]
 ) -> tuple[list[str], list[str]]:
@@ -665,6 +690,7 @@ def seed(conn: Connection) -> DemoData:
         billed_month=summary.invoiced_months[-1],
         unbilled_month=_unbilled_month(conn, org),
         anchor=anchor,
+        alert_id=_put_alert(conn, org, by_name.get(GLOBEX)),
     )
 
 
@@ -768,6 +794,16 @@ def print_guide(console: Console, base_url: str, demo: DemoData) -> None:
         f"curl -s $MB/v1beta1/organizations/{demo.organization_id}/billing/{first.id}/transactions "
         '-H "Authorization: Bearer $KEY"',
     ]
+    if demo.alert_id is not None:
+        examples += [
+            f"# Alerts (docs/alerts.md): {first.name}'s balance is {LOW_CREDITS_MARGIN} credits above its alert; "
+            f"spend {LOW_CREDITS_MARGIN + 1} and it fires (once)",
+            'curl -s $MB/v1/alerts -H "Authorization: Bearer $KEY"',
+            'curl -s -X POST $MB/v1/events -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" '
+            f'-d \'[{{"id": "try-low-1", "account_id": "{first.id}", "type": "credit", '
+            f'"quantity": {LOW_CREDITS_MARGIN + 1}}}]\'',
+            f'curl -s $MB/v1/alerts/{demo.alert_id}/triggers -H "Authorization: Bearer $KEY"',
+        ]
     for example in examples:
         line(f"  {example}")
     line()

@@ -274,6 +274,21 @@ ROUTES: dict[tuple[str, str], Row] = {
     ),
     # --- native: billing runs, invoices, payments ---------------------------------------------------------
     # A billing run covers a whole organization: an account key may not start one.
+    # --- native: alerts (the operator's, like webhooks: an account key sees none) ----------------------------
+    ("POST", "/v1/alerts"): Row(
+        "billing:write",
+        lambda v: ("/v1/alerts", {"account_id": v.parent["id"], "type": "spend_above", "threshold": 5}),
+        owner=201,
+        kind=OPERATOR,
+    ),
+    ("GET", "/v1/alerts"): Row("billing:read", lambda v: ("/v1/alerts", None), {"other_org": 200}, kind=OPERATOR),
+    ("GET", "/v1/alerts/{alert_id}"): Row("billing:read", lambda v: (f"/v1/alerts/{v.alert_id}", None), kind=OPERATOR),
+    ("GET", "/v1/alerts/{alert_id}/triggers"): Row(
+        "billing:read", lambda v: (f"/v1/alerts/{v.alert_id}/triggers", None), kind=OPERATOR
+    ),
+    ("DELETE", "/v1/alerts/{alert_id}"): Row(
+        "billing:write", lambda v: (f"/v1/alerts/{v.alert_id}", None), kind=OPERATOR
+    ),
     ("POST", "/v1/billing_runs"): Row(
         "billing:write",
         lambda v: ("/v1/billing_runs", {"month": v.month}),
@@ -479,6 +494,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         CONSOLE, lambda v: ("/ui/billing-runs", None), {"other_org": 200, **SIGNED_OUT}, console=True
     ),
     ("GET", "/ui/plans"): Row(CONSOLE, lambda v: ("/ui/plans", None), {"other_org": 200, **SIGNED_OUT}, console=True),
+    ("GET", "/ui/alerts"): Row(CONSOLE, lambda v: ("/ui/alerts", None), {"other_org": 200, **SIGNED_OUT}, console=True),
     ("GET", "/ui/plans/{code}"): Row(
         CONSOLE, lambda v: (f"/ui/plans/{v.private_plan}", None), {"other_org": 404, **SIGNED_OUT}, console=True
     ),

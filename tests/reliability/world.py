@@ -84,6 +84,7 @@ class Org:
     private_plan: str = ""
     webhook_endpoint_id: str = ""
     webhook_event_id: str = ""
+    alert_id: str = ""
 
     @property
     def id(self) -> str:
@@ -105,6 +106,7 @@ class Org:
             self.invoice_id,
             self.payment_id,
             f"parent usage {self.marker}",
+            f"parent spend {self.marker}",
         }
 
 
@@ -213,6 +215,19 @@ def build_org(client: TestClient, tenant: Tenant) -> Org:
     )
     deliveries = ok(client.get(f"/v1/webhook_endpoints/{org.webhook_endpoint_id}/deliveries", headers=headers))
     org.webhook_event_id = deliveries["deliveries"][0]["event_id"]
+    # An alert on the parent's spend (issue 19): the operator's, like webhooks.
+    org.alert_id = ok(
+        client.post(
+            "/v1/alerts",
+            json={
+                "name": f"parent spend {org.marker}",
+                "account_id": org.parent["id"],
+                "type": "spend_above",
+                "threshold": 1,
+            },
+            headers=headers,
+        )
+    )["id"]
     return org
 
 

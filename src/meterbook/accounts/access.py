@@ -9,7 +9,7 @@ A key's kind bounds what it may do, whatever its scopes say:
   creates subaccounts, keys and projects within its subtree, and changes the name, branding and e-mail of
   the accounts it reaches. Everything that decides money (catalog, plans, subscriptions, negotiated prices,
   features, limits, credits, payments, billing runs, voids, reverts, the money settings of an account,
-  archiving, which ends its commitment, webhooks) is the operator's;
+  archiving, which ends its commitment, webhooks, alerts) is the operator's;
 - the key of an **archived account** may read, never write.
 
 Each action names the scope it needs and whether it is the operator's. :func:`authorize` is the one check.
@@ -31,6 +31,7 @@ __all__ = [
     "CREATE_ACCOUNTS",
     "GRANT_CREDITS",
     "LIST_KEYS",
+    "MANAGE_ALERTS",
     "MANAGE_CATALOG",
     "MANAGE_FEATURES",
     "MANAGE_KEYS",
@@ -38,6 +39,7 @@ __all__ = [
     "MANAGE_PROJECTS",
     "MANAGE_WEBHOOKS",
     "READ_ACCOUNTS",
+    "READ_ALERTS",
     "READ_BILLING",
     "READ_BILLING_RUNS",
     "READ_MONTHLY_USAGE",
@@ -135,6 +137,11 @@ VOID_INVOICES: Final = _operator_writes("void invoices", "billing:write")
 #: the operator's, under the billing scopes that already guard those objects (docs/decisions.md, "Webhooks").
 MANAGE_WEBHOOKS: Final = _operator_writes("manage webhook endpoints", "billing:write")
 READ_WEBHOOKS: Final = _operator_reads("see webhook endpoints and deliveries", "billing:read")
+#: Alerts are the operator's thresholds on its customers' credits and spend; an alert on every account and its
+#: firings span accounts, and a customer already reads its own balance and usage: an account key sees none of them
+#: (docs/decisions.md, "Alerts").
+MANAGE_ALERTS: Final = _operator_writes("manage alerts", "billing:write")
+READ_ALERTS: Final = _operator_reads("see alerts and their firings", "billing:read")
 
 
 #: The account settings a customer may set on the accounts it reaches; every other one decides money.

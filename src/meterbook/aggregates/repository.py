@@ -27,6 +27,7 @@ __all__ = [
     "count",
     "fetch",
     "month_aggregates",
+    "months_of",
     "months_of_accounts",
     "move_events",
     "page_of",
@@ -196,6 +197,25 @@ def months_of_accounts(
             )
         )
         found += fetch(conn, statement.order_by(monthly_aggregates.c.id))
+    return found
+
+
+def months_of(
+    conn: Connection, organization_id: uuid.UUID, account_months: Iterable[tuple[uuid.UUID, str]]
+) -> list[Aggregate]:
+    """Every aggregate of these (account, month) pairs as stored, without their product's names (what alerts total
+    after a batch): ranges of (account, month, id, organization) by two IN lists, the pairs picked out here."""
+    pairs = set(account_months)
+    accounts_wanted = sorted({account_id for account_id, _ in pairs})
+    months_wanted = sorted({month for _, month in pairs})
+    found: list[Aggregate] = []
+    for start in range(0, len(accounts_wanted), 1000):
+        statement = select(monthly_aggregates).where(
+            monthly_aggregates.c.account_id.in_(accounts_wanted[start : start + 1000]),
+            monthly_aggregates.c.month.in_(months_wanted),
+            monthly_aggregates.c.organization_id == organization_id,
+        )
+        found += [aggregate_of(row) for row in conn.execute(statement) if (row.account_id, row.month) in pairs]
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -25,6 +25,7 @@ from meterbook.plans.models import plan_id_at
 __all__ = [
     "MAX_UNITS",
     "NOT_AUTHORIZED_FOR_ACCOUNTS",
+    "MonthTotals",
     "ProductMonths",
     "Rating",
     "UsageByMonth",
@@ -32,6 +33,7 @@ __all__ = [
     "account_usage",
     "add",
     "month_charges",
+    "month_totals",
     "rate",
     "rerate_account",
     "search",
@@ -96,6 +98,36 @@ def month_charges(
         usage = repository.months_of_accounts(conn, organization_id, [(account_id, month)])
         book = charges.price_book_for(conn, organization_id, usage)
     return charges.charges(book, usage, with_rows=False)
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """One account's usage in one month, as stored now: units per product, and (if asked) spend per currency."""
+
+    #: Every direction, resolution, price and plan added up, exactly.
+    units: dict[str, Decimal]
+    #: The month's usage charges by currency, exact and unrounded: what a billing run would invoice for usage.
+    spend: dict[str, Decimal]
+
+
+def month_totals(
+    conn: Connection, organization_id: uuid.UUID, account_months: Iterable[tuple[uuid.UUID, str]], *, priced: bool
+) -> dict[tuple[uuid.UUID, str], MonthTotals]:
+    """The totals of these (account, month) pairs, read in a few statements whatever their number (alerts read them
+    after a batch's writes). ``priced``: also price them, by the one pricing of a month's usage (``charges``)."""
+    pairs = set(account_months)
+    rows = repository.months_of(conn, organization_id, pairs) if pairs else []
+    found = {pair: MonthTotals(units={}, spend={}) for pair in pairs}
+    with localcontext(prec=80):
+        for row in rows:
+            units = found[(row.account_id, row.month)].units
+            units[row.product_id] = units.get(row.product_id, Decimal(0)) + row.number_of_units
+        if priced and rows:
+            book = charges.price_book_for(conn, organization_id, rows)
+            for charge in charges.charges(book, rows, with_rows=False):
+                spend = found[(charge.account_id, charge.month)].spend
+                spend[charge.currency] = spend.get(charge.currency, Decimal(0)) + charge.amount
+    return found
 
 
 def add(conn: Connection, ratings: Sequence[Rating]) -> None:

@@ -27,6 +27,8 @@ from meterbook.db.types import FixedDecimal, UtcDateTime
 __all__ = [
     "account_prices",
     "accounts",
+    "alert_triggers",
+    "alerts",
     "api_keys",
     "billing_history",
     "billing_history_days",
@@ -659,4 +661,46 @@ webhook_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("duration_ms", Integer, nullable=False),
     Column("error", String(1000), nullable=True),
+)
+
+# --- alerts ----------------------------------------------------------------------------------------
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    # Null: every account of the organization, those created later too.
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=True),
+    Column("name", String(200), nullable=True),
+    # credit_balance_below | spend_above | usage_above | feature_usage_above
+    Column("type", String(32), nullable=False),
+    # Credits, money in the account's currency, units, or a percent, by type: exact decimal text (up to 10**19, nine
+    # decimals), as a month's units or an account's credits may pass what a 64-bit integer holds at 10**-9.
+    Column("threshold", String(40), nullable=False),
+    Column("product_id", String(100), nullable=True),
+    Column("feature", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    # What every batch of usage reads: the organization's alerts on its accounts or on all of them (one indexed
+    # query, also when there are none).
+    Index(None, "organization_id", "account_id"),
+)
+
+alert_triggers = Table(
+    "alert_triggers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("alert_id", Uuid, ForeignKey("alerts.id"), nullable=False),
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    # "YYYY-MM" for the month types; the ordinal of the crossing ("1", "2", ...) for a balance alert.
+    Column("period", String(20), nullable=False),
+    # Exact decimal text: a month's units may pass what a 64-bit integer holds at 10**-9.
+    Column("value", String(80), nullable=False),
+    # The alert's threshold when it fired (exact decimal text, as the alert's).
+    Column("threshold", String(40), nullable=False),
+    Column("triggered_at", UtcDateTime, nullable=False),
+    # Exactly one firing per alert, account and period, whatever the concurrency: inserts are insert-if-absent.
+    Index(None, "alert_id", "account_id", "period", unique=True),
+    Index(None, "alert_id", "triggered_at"),
 )

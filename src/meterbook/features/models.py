@@ -8,7 +8,7 @@ from datetime import datetime
 
 from meterbook.kit.time import month_of
 
-__all__ = ["Feature", "FeatureUsage", "UsageDelta", "period_of"]
+__all__ = ["CounterChange", "Feature", "FeatureUsage", "UsageDelta", "period_of"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,22 @@ class UsageDelta:
     feature: str
     occurred_at: datetime
     delta: int
+
+
+@dataclass(frozen=True)
+class CounterChange:
+    """What one write did to a feature's counter of an account, as written under the counter row's lock."""
+
+    account_id: uuid.UUID
+    feature: str
+    #: The counter's period: "" (never resets) or "YYYY-MM".
+    period: str
+    #: The latest UTC month of the uses counted: the month an alert on the usage counts them in.
+    month: str
+    before: int
+    after: int
+    #: The effective limit the write was checked against; None: unlimited.
+    limit: int | None
 
 
 def period_of(reset: str, moment: datetime) -> str:

@@ -17,9 +17,9 @@ from meterbook.accounts.models import Principal
 from meterbook.accounts.reach import require_organization, resolve_account, within
 from meterbook.errors import InvalidInput, LimitExceeded, NotFound
 from meterbook.features import repository
-from meterbook.features.models import Feature, FeatureUsage, UsageDelta, period_of
+from meterbook.features.models import CounterChange, Feature, FeatureUsage, UsageDelta, period_of
 from meterbook.features.schemas import FeaturePut
-from meterbook.kit.time import utcnow
+from meterbook.kit.time import month_of, utcnow
 
 __all__ = [
     "PlanLimits",
@@ -97,21 +97,27 @@ def _effective_limit(
 
 def apply_usage(
     conn: Connection, organization_id: uuid.UUID, deltas: Sequence[UsageDelta], plan_limits: PlanLimits
-) -> None:
+) -> list[CounterChange]:
     """Count feature usage; if any counter would pass its limit (or go below zero), refuse the whole request.
-    ``plan_limits``: the limits of the plans the accounts are on."""
+    ``plan_limits``: the limits of the plans the accounts are on. Returns what each counter went from and to
+    (alerts read them: a counter's row is locked by its write, so the figures are exact)."""
     totals: dict[tuple[uuid.UUID, str, str], int] = defaultdict(int)
+    months: dict[tuple[uuid.UUID, str, str], str] = {}
     defined = features_by_name(conn, organization_id, {change.feature for change in deltas})
     for change in deltas:
         period = period_of(defined[change.feature].reset, change.occurred_at)
-        totals[(change.account_id, change.feature, period)] += change.delta
+        key = (change.account_id, change.feature, period)
+        totals[key] += change.delta
+        months[key] = max(months.get(key, ""), month_of(change.occurred_at))
     overrides = repository.limits_for(conn, {account for account, _, _ in totals})
+    changes: list[CounterChange] = []
     # A fixed order, so that concurrent requests lock counters in the same order (no deadlock on PostgreSQL).
     for (account_id, name, period), delta in sorted(totals.items(), key=lambda item: (str(item[0][0]), *item[0][1:])):
         if delta == 0:
             continue
         limit = _effective_limit(defined[name], overrides, plan_limits, account_id)
-        if repository.add_usage(conn, organization_id, account_id, name, period, delta, limit) is None:
+        after = repository.add_usage(conn, organization_id, account_id, name, period, delta, limit)
+        if after is None:
             if delta < 0:
                 raise InvalidInput(
                     f"Releasing {-delta} of feature {name!r} for account {account_id} would take its usage below zero."
@@ -119,6 +125,10 @@ def apply_usage(
             raise LimitExceeded(
                 f"Feature {name!r} is limited to {limit} for account {account_id}; this request would exceed it."
             )
+        changes.append(
+            CounterChange(account_id, name, period, months[(account_id, name, period)], after - delta, after, limit)
+        )
+    return changes
 
 
 def _account_usages(

@@ -18,6 +18,7 @@ __all__ = [
     "SOURCE_LENGTH",
     "SYSTEM_ACCOUNTS",
     "Balance",
+    "BalanceChange",
     "Transaction",
     "UsageDebit",
     "revert_id",
@@ -102,3 +103,14 @@ class UsageDebit:
     user_id: str | None
     metadata: dict[str, Any] | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class BalanceChange:
+    """What one write did to an account's balance, read under the balance row's lock: exact whatever the concurrency
+    (alerts decide crossings from it)."""
+
+    account_id: uuid.UUID
+    before: int
+    after: int
+    credit_min: int

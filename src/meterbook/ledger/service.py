@@ -16,7 +16,15 @@ from meterbook.kit.fingerprint import fingerprint
 from meterbook.kit.ids import new_id
 from meterbook.kit.time import utcnow
 from meterbook.ledger import repository
-from meterbook.ledger.models import REVERT_SOURCE, SOURCE_LENGTH, Balance, Transaction, UsageDebit, revert_id
+from meterbook.ledger.models import (
+    REVERT_SOURCE,
+    SOURCE_LENGTH,
+    Balance,
+    BalanceChange,
+    Transaction,
+    UsageDebit,
+    revert_id,
+)
 from meterbook.ledger.schemas import CreditGrant, TransactionOut
 from meterbook.webhooks import service as webhooks
 
@@ -91,10 +99,13 @@ def grant(
     return transaction, True
 
 
-def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[UsageDebit]) -> None:
-    """Debit credit usage, one transaction per event; if any account cannot afford its share, refuse them all."""
+def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[UsageDebit]) -> list[BalanceChange]:
+    """Debit credit usage, one transaction per event; if any account cannot afford its share, refuse them all.
+
+    Returns each account's balance before and after, as read and written under its row's lock (alerts decide
+    crossings from them without reading again)."""
     if not debits:
-        return
+        return []
     now = utcnow()
     per_account: dict[uuid.UUID, int] = defaultdict(int)
     for debit in debits:
@@ -121,9 +132,11 @@ def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[U
             f"Usage id {event_id!r} is already the id of another transaction of account {account_id} "
             "(a credit grant or a revert): a transaction's id is unique in its account; nothing was applied."
         )
-    repository.set_balances(
-        conn, {account_id: current[account_id][0] - spent for account_id, spent in per_account.items()}, now
-    )
+    changes = [
+        BalanceChange(account_id, current[account_id][0], current[account_id][0] - spent, current[account_id][1])
+        for account_id, spent in per_account.items()
+    ]
+    repository.set_balances(conn, {change.account_id: change.after for change in changes}, now)
     repository.insert_transactions(
         conn,
         organization_id,
@@ -145,6 +158,7 @@ def debit_usage(conn: Connection, organization_id: uuid.UUID, debits: Sequence[U
         ],
         [None] * len(debits),
     )
+    return changes
 
 
 def revert(

@@ -4,8 +4,9 @@ In one transaction: validate every reference and rate each event that names a pr
 price in force when it occurred, the plan its account was on then), insert the events whose ids are new
 (bulk, with ``ON CONFLICT DO NOTHING``), tell duplicates from conflicts by the content's fingerprint,
 then apply the new events' effects: monthly aggregates, credit debits (never below credit_min) and
-feature counts (never above the limit). New events dated in an invoiced month refuse the batch
-(invariant 9). Any refusal raises, and the caller's transaction rolls everything back.
+feature counts (never above the limit); last, the alerts those writes cross are decided (``alerts.service``).
+New events dated in an invoiced month refuse the batch (invariant 9). Any refusal raises, and the caller's
+transaction rolls everything back.
 """
 
 from __future__ import annotations
@@ -25,17 +26,19 @@ from meterbook.accounts.reach import reachable_archived_flags, require_organizat
 from meterbook.aggregates import service as aggregates
 from meterbook.aggregates.models import month_of
 from meterbook.aggregates.service import Rating
+from meterbook.alerts import service as alerts
+from meterbook.alerts.models import UsageWritten, Writes
 from meterbook.catalog import service as catalog
 from meterbook.catalog.models import Product
 from meterbook.errors import Conflict, FieldError, MeterbookError, ValidationFailed
 from meterbook.features import service as features
-from meterbook.features.models import UsageDelta
+from meterbook.features.models import CounterChange, UsageDelta
 from meterbook.invoicing import service as invoicing
 from meterbook.kit import jsontext
 from meterbook.kit.fingerprint import fingerprint
 from meterbook.kit.time import month_start, next_month, utcnow
 from meterbook.ledger import service as ledger
-from meterbook.ledger.models import UsageDebit
+from meterbook.ledger.models import BalanceChange, UsageDebit
 from meterbook.plans import service as plans
 from meterbook.plans.models import applicable_price, plan_id_at
 from meterbook.plans.schemas import SubscriptionPut
@@ -338,12 +341,20 @@ def _apply_batch(conn: Connection, principal: Principal, events: Sequence[EventI
         organization_id,
         [(f"body.{position[_key(event)]}.occurred_at", month_of(event.occurred_at or now)) for event in new_events],
     )
-    aggregates.add(conn, [rating for key, (_, _, rating) in unique.items() if key in inserted and rating])
-    _apply_effects(conn, organization_id, new_events, now)
+    new_ratings = [rating for key, (_, _, rating) in unique.items() if key in inserted and rating]
+    aggregates.add(conn, new_ratings)
+    balances, counters = _apply_effects(conn, organization_id, new_events, now)
+    # Last: the alerts are decided after every write of the batch (on PostgreSQL they take per-account locks that
+    # must come after the row locks of those writes, see docs/alerts.md).
+    usage = {UsageWritten(rating.key.account_id, rating.key.month, rating.key.product_id) for rating in new_ratings}
+    alerts.after_usage(conn, organization_id, Writes(usage=usage, balances=balances, counters=counters), now)
     return new_events
 
 
-def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime) -> None:
+def _apply_effects(
+    conn: Connection, organization_id: uuid.UUID, events: Sequence[EventIn], now: datetime
+) -> tuple[list[BalanceChange], list[CounterChange]]:
+    """Debit credits and count feature usage; what each did to balances and counters (the alerts decide from it)."""
     debits = [
         UsageDebit(
             event_id=event.id,
@@ -358,7 +369,7 @@ def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequenc
         for event in events
         if event.type == "credit"
     ]
-    ledger.debit_usage(conn, organization_id, debits)
+    balances = ledger.debit_usage(conn, organization_id, debits)
     feature_uses = [
         UsageDelta(
             account_id=event.account_id,
@@ -369,9 +380,10 @@ def _apply_effects(conn: Connection, organization_id: uuid.UUID, events: Sequenc
         for event in events
         if event.type == "feature" and event.feature is not None
     ]
-    if feature_uses:
-        limits = plans.plan_limits(conn, organization_id, {use.account_id for use in feature_uses}, now)
-        features.apply_usage(conn, organization_id, feature_uses, limits)
+    if not feature_uses:
+        return balances, []
+    limits = plans.plan_limits(conn, organization_id, {use.account_id for use in feature_uses}, now)
+    return balances, features.apply_usage(conn, organization_id, feature_uses, limits)
 
 
 # --- plan changes ----------------------------------------------------------------------------------

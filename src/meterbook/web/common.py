@@ -63,6 +63,7 @@ OFFERS: dict[str, Action] = {
     "see_plans": access.SEE_PLANS,
     "see_webhooks": access.READ_WEBHOOKS,
     "resend": access.MANAGE_WEBHOOKS,
+    "see_alerts": access.READ_ALERTS,
 }
 
 

@@ -35,7 +35,7 @@ from meterbook.kit.time import utcnow
 from meterbook.ledger import service as ledger
 from meterbook.payments import service as payments
 from meterbook.plans import service as plans_service
-from meterbook.web import actions, plans, session, webhooks
+from meterbook.web import actions, alerts, plans, session, webhooks
 from meterbook.web.common import (
     ActionRefused,
     SignInRequired,
@@ -342,4 +342,5 @@ def install(app: FastAPI) -> None:
     app.include_router(actions.router)
     app.include_router(plans.router)
     app.include_router(webhooks.router)
+    app.include_router(alerts.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")

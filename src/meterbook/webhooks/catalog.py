@@ -30,10 +30,6 @@ NOT_YET_EMITTED: Final = frozenset(
         "invoice.finalized",
         "credit_note.created",
         "credits.expired",
-        "credits.low",
-        "credits.depleted",
-        "feature.limit_reached",
-        "alert.triggered",
     }
 )
 
