@@ -87,7 +87,7 @@ INDEXES_AFTER_0009 = {"ix_subscriptions_organization_id_starts_at", "ix_account_
 #: The tables that revisions after 0010 add (0012: jobs and webhooks).
 ADDED_AFTER_0010 = {"jobs", "webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts"}
 #: The tables that revisions after 0012 add (0013: alerts).
-ADDED_AFTER_0012 = {"alerts", "alert_triggers"}
+ADDED_AFTER_0012 = {"alerts", "alert_triggers", "alert_versions"}
 
 
 def differences_at_0012(conn: Connection) -> list[Any]:

@@ -250,6 +250,22 @@ class TestScope:
         shop.metered(account, "1")
         assert [trigger["value"] for trigger in shop.triggers(alert)] == [21]
 
+    def test_alerts_made_or_deleted_between_writes_count_from_the_next_write(self, shop: Shop) -> None:
+        # A server keeps an organization's alerts between batches (docs/alerts.md, "Cost"): a change to them, by
+        # any server, is seen by the next batch.
+        account = shop.account()
+        first = shop.alert(type="usage_above", threshold=10, product_id=PRODUCT)
+        shop.metered(account, "1")
+        second = shop.alert(type="usage_above", threshold=3, product_id=PRODUCT)
+        shop.metered(account, "2")
+        assert [trigger["value"] for trigger in shop.triggers(second)] == [3]
+        ok(shop.client.delete(f"/v1/alerts/{first['id']}", headers=shop.tenant.headers))
+        third = shop.alert(type="usage_above", threshold=4, product_id=PRODUCT)
+        shop.metered(account, "20")
+        assert [trigger["value"] for trigger in shop.triggers(third)] == [23]
+        assert len(shop.triggers(second)) == 1
+        assert shop.client.get(f"/v1/alerts/{first['id']}/triggers", headers=shop.tenant.headers).status_code == 404
+
     def test_a_refused_batch_fires_nothing(self, shop: Shop) -> None:
         account = shop.account()
         alert = shop.alert(type="usage_above", threshold=5, product_id=PRODUCT)

@@ -7,22 +7,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, tuple_
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
 
 from meterbook.alerts.models import Alert, Trigger
-from meterbook.db.tables import accounts, alert_triggers, alerts
+from meterbook.db.tables import accounts, alert_triggers, alert_versions, alerts
 from meterbook.db.upsert import insert_for
 
 __all__ = [
     "account_currencies",
+    "alert_version",
+    "bump_version",
     "crossings_so_far",
     "delete_alert",
-    "fired",
     "get_alert",
     "insert_alert",
     "insert_triggers",
     "list_alerts",
     "list_triggers",
+    "organization_alerts",
     "recent_triggers",
     "watching",
 ]
@@ -66,6 +68,32 @@ def list_alerts(conn: Connection, organization_id: uuid.UUID) -> list[Alert]:
     return [_alert(row) for row in conn.execute(statement)]
 
 
+def bump_version(conn: Connection, organization_id: uuid.UUID) -> None:
+    """Count one more change to the organization's alerts (its first makes the row)."""
+    statement = insert_for(conn, alert_versions).values(organization_id=organization_id, version=1)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization_id"], set_={"version": alert_versions.c.version + 1}
+        )
+    )
+
+
+# Built once: every batch of usage runs it.
+_VERSION = select(alert_versions.c.version).where(alert_versions.c.organization_id == bindparam("organization_id"))
+
+
+def alert_version(conn: Connection, organization_id: uuid.UUID) -> int | None:
+    """How many changes the organization's alerts have seen; None if it never had one."""
+    found = conn.execute(_VERSION, {"organization_id": organization_id}).scalar()
+    return None if found is None else int(found)
+
+
+def organization_alerts(conn: Connection, organization_id: uuid.UUID, limit: int) -> list[Alert]:
+    """Up to ``limit`` of the organization's alerts, in no particular order."""
+    statement = select(alerts).where(alerts.c.organization_id == organization_id).limit(limit)
+    return [_alert(row) for row in conn.execute(statement)]
+
+
 def delete_alert(conn: Connection, alert_id: uuid.UUID) -> None:
     """Delete the alert with the record of its firings (the events they emitted stay in the outbox)."""
     conn.execute(delete(alert_triggers).where(alert_triggers.c.alert_id == alert_id))
@@ -93,25 +121,6 @@ def watching(conn: Connection, organization_id: uuid.UUID, account_ids: Sequence
         )
         found.update((alert.id, alert) for alert in map(_alert, rows))
     return list(found.values())
-
-
-def fired(conn: Connection, keys: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
-    """Which of these (alert, account, period) have fired: probes of the unique index by the whole key.
-
-    Row values, not three IN lists: those would make the planner probe every combination of the three."""
-    wanted = sorted(set(keys))
-    found: set[tuple[uuid.UUID, uuid.UUID, str]] = set()
-    # Three parameters a key: bounded, as SQLite allows at most 32766 parameters per statement.
-    for start in range(0, len(wanted), _CHUNK):
-        rows = conn.execute(
-            select(alert_triggers.c.alert_id, alert_triggers.c.account_id, alert_triggers.c.period).where(
-                tuple_(alert_triggers.c.alert_id, alert_triggers.c.account_id, alert_triggers.c.period).in_(
-                    wanted[start : start + _CHUNK]
-                )
-            )
-        )
-        found.update((row.alert_id, row.account_id, row.period) for row in rows)
-    return found
 
 
 def crossings_so_far(

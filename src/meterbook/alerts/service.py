@@ -21,9 +21,10 @@ that evaluates second reads, in statements of its own, what the first committed.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
@@ -89,6 +90,7 @@ def create_alert(conn: Connection, principal: Principal, data: AlertCreate) -> A
             "created_at": utcnow(),
         },
     )
+    repository.bump_version(conn, organization_id)
     return _find(conn, principal, alert_id)
 
 
@@ -187,6 +189,7 @@ def delete_alert(conn: Connection, principal: Principal, alert_id: uuid.UUID) ->
     authorize(principal, access.MANAGE_ALERTS)
     alert = _find(conn, principal, alert_id)
     repository.delete_alert(conn, alert.id)
+    repository.bump_version(conn, alert.organization_id)
     return alert
 
 
@@ -209,6 +212,73 @@ def recent_triggers(conn: Connection, principal: Principal, *, per_alert: int = 
 
 #: (alert, account, period): one possible firing.
 _Key = tuple[uuid.UUID, uuid.UUID, str]
+#: An organization's alerts by (type, account), None for those on every account.
+_Book = dict[tuple[str, uuid.UUID | None], list[Alert]]
+
+#: Organizations with more alerts than this are read per batch, only the touched accounts' alerts, not kept.
+_KEPT_ALERTS = 50_000
+#: Month firings known to be recorded (they are never undone while their alert exists); forgotten past this many.
+_KNOWN_FIRED = 1_000_000
+
+
+class _Memory:
+    """What a server keeps between batches, so that a batch does not read every alert of its accounts again:
+
+    - each organization's alerts, with the version (``alert_versions``) they were read at: a batch reads the
+      version (one key lookup) and uses the alerts it keeps only if nothing changed since, on any server;
+    - month firings already recorded (once fired, an alert stays fired for that account and month), so that the
+      alerts that fired this month are not looked up again.
+    Both only spare reads: what is not known here is read from the database, as without them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._books: dict[uuid.UUID, tuple[int, _Book]] = {}
+        self._fired: set[_Key] = set()
+
+    def book(self, organization_id: uuid.UUID, version: int) -> _Book | None:
+        with self._lock:
+            kept = self._books.get(organization_id)
+        return kept[1] if kept is not None and kept[0] == version else None
+
+    def keep_book(self, organization_id: uuid.UUID, version: int, book: _Book) -> None:
+        with self._lock:
+            self._books[organization_id] = (version, book)
+
+    def unknown(self, keys: Iterable[_Key]) -> list[_Key]:
+        with self._lock:
+            return [key for key in keys if key not in self._fired]
+
+    def fired(self, keys: Iterable[_Key]) -> None:
+        with self._lock:
+            if len(self._fired) > _KNOWN_FIRED:
+                self._fired.clear()
+            self._fired.update(keys)
+
+
+_MEMORY = _Memory()
+
+
+def _by_type_and_account(found: Iterable[Alert]) -> _Book:
+    book: _Book = defaultdict(list)
+    for alert in found:
+        book[(alert.type, alert.account_id)].append(alert)
+    return dict(book)
+
+
+def _watching(conn: Connection, organization_id: uuid.UUID, touched: set[uuid.UUID]) -> _Book | None:
+    """The alerts that may concern these accounts, by type and account; None when the organization has none."""
+    version = repository.alert_version(conn, organization_id)
+    if version is None:
+        return None  # never had an alert
+    book = _MEMORY.book(organization_id, version)
+    if book is None:
+        every = repository.organization_alerts(conn, organization_id, _KEPT_ALERTS + 1)
+        if len(every) > _KEPT_ALERTS:
+            return _by_type_and_account(repository.watching(conn, organization_id, sorted(touched)))
+        book = _by_type_and_account(every)
+        _MEMORY.keep_book(organization_id, version, book)
+    return book or None
 
 
 def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, now: datetime) -> list[Trigger]:
@@ -221,13 +291,9 @@ def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, no
     touched = writes.accounts()
     if not touched:
         return []
-    watching = repository.watching(conn, organization_id, sorted(touched))
-    if not watching:
+    on = _watching(conn, organization_id, touched)
+    if on is None:
         return []
-    # By type and account (None: on every account), so that each write meets only the alerts on its account.
-    on: dict[tuple[str, uuid.UUID | None], list[Alert]] = defaultdict(list)
-    for alert in watching:
-        on[(alert.type, alert.account_id)].append(alert)
 
     def covering(kind: str, account_id: uuid.UUID) -> list[Alert]:
         return on.get((kind, account_id), []) + on.get((kind, None), [])
@@ -260,18 +326,21 @@ def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, no
     if not (crossings or counted or pending):
         return []
 
+    # Month firings this server has seen recorded need no second look.
+    counted = {key: counted[key] for key in _MEMORY.unknown(counted)}
+    pending = {key: pending[key] for key in _MEMORY.unknown(pending)}
+    if not (crossings or counted or pending):
+        return []
+
     involved = {change.account_id for _, change in crossings} | {key[1] for key in (*counted, *pending)}
     # After every write of the transaction: from here on it only reads, and inserts rows of these accounts.
     lock_accounts_for_alerts(conn, involved)
-    month_keys = [*counted, *pending]
-    already = repository.fired(conn, month_keys)
-    found: list[tuple[Alert, Trigger]] = []
-    for key, (alert, percent) in counted.items():
-        if key not in already:
-            found.append((alert, _trigger(alert, key, percent, now)))
-    found += _month_firings(
-        conn, organization_id, {key: alert for key, alert in pending.items() if key not in already}, now
-    )
+    # Candidates only: a month alert below its threshold cannot fire, whether it fired before or not; one at or
+    # above it fires unless it did this month, which the insert-if-absent below decides.
+    found: list[tuple[Alert, Trigger]] = [
+        (alert, _trigger(alert, key, percent, now)) for key, (alert, percent) in counted.items()
+    ]
+    found += _month_firings(conn, organization_id, pending, now)
     low: dict[uuid.UUID, BalanceChange] = {}
     if crossings:
         so_far = repository.crossings_so_far(conn, [(alert.id, change.account_id) for alert, change in crossings])
@@ -283,6 +352,15 @@ def after_usage(conn: Connection, organization_id: uuid.UUID, writes: Writes, no
     found.sort(key=lambda item: (item[1].alert_id, item[1].account_id, item[1].period))
     inserted = repository.insert_triggers(conn, organization_id, [trigger for _, trigger in found])
     fired = [(alert, trigger) for alert, trigger in found if trigger.id in inserted]
+    if not conn.in_nested_transaction():
+        # A month firing not inserted was recorded before, by a transaction that committed (ours has not inserted
+        # it): certain for good. Within a group of requests (savepoints of a transaction not committed yet) it may
+        # be this transaction's own, so nothing is kept then.
+        _MEMORY.fired(
+            (trigger.alert_id, trigger.account_id, trigger.period)
+            for alert, trigger in found
+            if trigger.id not in inserted and alert.type != "credit_balance_below"
+        )
     if fired:
         _emit_fired(conn, organization_id, fired, low)
     return [trigger for _, trigger in fired]
@@ -313,7 +391,7 @@ def _percent_reached(counter: CounterChange, threshold: Decimal) -> Decimal | No
 def _month_firings(
     conn: Connection, organization_id: uuid.UUID, pending: dict[_Key, Alert], now: datetime
 ) -> list[tuple[Alert, Trigger]]:
-    """The month alerts not fired yet whose value, read now, is at or above their threshold."""
+    """The month alerts whose value, read now, is at or above their threshold (fired already or not)."""
     if not pending:
         return []
     priced = any(alert.type == "spend_above" for alert in pending.values())

@@ -686,6 +686,14 @@ alerts = Table(
     Index(None, "organization_id", "account_id"),
 )
 
+alert_versions = Table(
+    "alert_versions",
+    metadata,
+    # One row per organization that ever had an alert, counting the changes to its alerts: every batch of usage
+    # reads it (one key lookup) to know whether the alerts a server keeps in memory are still the organization's.
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
 alert_triggers = Table(
     "alert_triggers",
     metadata,

@@ -175,8 +175,7 @@ def run_due(
             outcomes = list(pool.map(lambda job: _run(registry[job.kind], job, context), claimed))
     else:
         outcomes = [_run(registry[job.kind], job, context) for job in claimed]
-    for job, outcome in zip(claimed, outcomes, strict=True):
-        _finish(database, job, outcome, now, report)
+    _finish(database, list(zip(claimed, outcomes, strict=True)), now, report)
     return report
 
 
@@ -190,24 +189,51 @@ def _run(kind: Kind, job: Job, context: JobContext) -> Outcome:
         return Retry(context.now + kind.backoff(job.attempts), f"{type(error).__name__}: {error}")
 
 
-def _finish(database: Database, job: Job, outcome: Outcome, now: datetime, report: RunReport) -> None:
-    if isinstance(outcome, Done):
-        status, run_at, error = "done", None, None
-    elif isinstance(outcome, Retry):
-        status, run_at, error = "pending", outcome.at, outcome.error
-    else:
-        status, run_at, error = "failed", None, outcome.error
+def _finish(database: Database, finished: Sequence[tuple[Job, Outcome]], now: datetime, report: RunReport) -> None:
+    """Record a pass's outcomes in one write transaction (one commit, not one per job: on SQLite each commit is a
+    sync of the file, and the writer is the one ingestion waits for), each in a savepoint of its own, so that one
+    outcome whose writes fail leaves its job to its lease and the others recorded."""
+    committed: list[Outcome] = []
     with database.write() as conn:
-        if not repository.finish(conn, job.id, job.lease, status=status, run_at=run_at, error=error, now=now):
-            report.lost += 1
-            return
-        if outcome.record is not None:
-            outcome.record(conn)
-    if outcome.after_commit is not None:
-        outcome.after_commit()
-    if isinstance(outcome, Done):
-        report.done += 1
-    elif isinstance(outcome, Retry):
-        report.retried += 1
-    else:
-        report.failed += 1
+        for job, outcome in finished:
+            try:
+                with conn.begin_nested():
+                    if not repository.finish(
+                        conn,
+                        job.id,
+                        job.lease,
+                        status=_status(outcome),
+                        run_at=_next_run(outcome),
+                        error=_error(outcome),
+                        now=now,
+                    ):
+                        report.lost += 1
+                        continue
+                    if outcome.record is not None:
+                        outcome.record(conn)
+            except Exception:  # its lease expires and it runs again; the pass goes on
+                log.exception("recording the outcome of job %s (%s) failed", job.id, job.kind)
+                report.lost += 1
+                continue
+            committed.append(outcome)
+    for outcome in committed:
+        if outcome.after_commit is not None:
+            outcome.after_commit()
+        if isinstance(outcome, Done):
+            report.done += 1
+        elif isinstance(outcome, Retry):
+            report.retried += 1
+        else:
+            report.failed += 1
+
+
+def _status(outcome: Outcome) -> str:
+    return "done" if isinstance(outcome, Done) else "pending" if isinstance(outcome, Retry) else "failed"
+
+
+def _next_run(outcome: Outcome) -> datetime | None:
+    return outcome.at if isinstance(outcome, Retry) else None
+
+
+def _error(outcome: Outcome) -> str | None:
+    return None if isinstance(outcome, Done) else outcome.error

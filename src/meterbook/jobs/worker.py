@@ -16,6 +16,10 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("meterbook.jobs")
 
+#: Jobs claimed per pass for each job run at once (the pass runs them ``worker_concurrency`` at a time): at most 4
+#: rounds of a webhook's 10 s, well within a delivery's 2-minute lease.
+CLAIMS_PER_SLOT = 4
+
 #: Called after every pass, with the pass's clock (e.g. to refresh a backlog gauge).
 AfterPass = Callable[[Database, datetime], None]
 
@@ -63,7 +67,8 @@ class Worker:
                     now,
                     settings=self.settings,
                     registry=self.registry,
-                    limit=concurrency,
+                    # A few rounds of work per claim: claims and outcomes are one write transaction each per pass.
+                    limit=concurrency * CLAIMS_PER_SLOT,
                     concurrency=concurrency,
                 )
                 busy = report.claimed > 0

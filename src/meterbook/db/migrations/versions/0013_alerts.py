@@ -4,12 +4,14 @@
   type and threshold (exact decimal text).
 - ``alert_triggers``: each firing, unique per (alert, account, period), so that a crossing fires once whatever the
   concurrency; its value and threshold as exact decimal text.
+- ``alert_versions``: per organization, a count of the changes to its alerts, which servers compare with the
+  alerts they keep in memory.
 
 Only new tables: no existing row changes. Downgrading drops them with every firing recorded.
 
 Revision ID: 0013
 Revises: 0012
-Create Date: 2026-12-16
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_alerts_organization_id_account_id"), "alerts", ["organization_id", "account_id"])
     op.create_table(
+        "alert_versions",
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_alert_versions_organization_id_organizations")
+        ),
+        sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_alert_versions")),
+    )
+    op.create_table(
         "alert_triggers",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
@@ -71,5 +82,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_alert_triggers_alert_id_triggered_at"), table_name="alert_triggers")
     op.drop_index(op.f("ix_alert_triggers_alert_id_account_id_period"), table_name="alert_triggers")
     op.drop_table("alert_triggers")
+    op.drop_table("alert_versions")
     op.drop_index(op.f("ix_alerts_organization_id_account_id"), table_name="alerts")
     op.drop_table("alerts")
