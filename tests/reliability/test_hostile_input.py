@@ -115,6 +115,15 @@ TEMPLATES: dict[tuple[str, str], Template] = {
     ),
     # The body is optional (default: every endpoint the event went to): the path is attacked.
     ("POST", "/v1/webhook_events/{event_id}/resend"): Template(lambda v: f"/v1/webhook_events/{HOLE}/resend"),
+    ("POST", "/v1/alerts"): Template(
+        lambda v: "/v1/alerts",
+        lambda v: {"type": "usage_above", "threshold": 10, "product_id": PRODUCT},
+        # Not the threshold: a month's units may pass 2**63 (docs/alerts.md), so that number is a valid one there;
+        # its own bounds are tested in tests/api/test_alerts.py.
+        "name",
+        "name",
+    ),
+    ("DELETE", "/v1/alerts/{alert_id}"): Template(lambda v: f"/v1/alerts/{HOLE}"),
     ("POST", "/v1/payments"): Template(
         lambda v: "/v1/payments", lambda v: {"account_id": v.parent["id"], "amount": "1.00"}, "amount", "reference"
     ),
