@@ -3,9 +3,11 @@ through Playwright). It signs in, searches, opens an account, checks the chart's
 against the API's answers, opens an invoice, saves a screenshot, and signs out. Then, at desktop width
 (1280 x 800) and at a phone's (390 x 844), an operator grants credits, records a payment, voids an invoice, and
 creates and revokes a key, each through its review and Confirm, and opens the plans and an account's plan,
-negotiated price and upcoming invoice (plans are put through the API first: the demo has none); every page
+negotiated price and upcoming invoice (plans are put through the API first: the demo has none), then the webhook
+endpoints, one endpoint's deliveries and the review of a resend, and the alerts; every page
 visited must fit the width (nothing scrolls sideways but the tables inside their cards), and the accounts
-list, the plans, a plan, an account, an invoice and a review are saved as screenshots at both widths.
+list, the plans, a plan, an account, an invoice, the webhooks, the alerts and the reviews are saved as screenshots at
+both widths.
 
 SQLite only: every page reads through the same services as the API, and ``test_console.py`` checks each page
 on both databases; what this test adds is the browser (cookies, scripts, the chart, the Content-Security-Policy),
@@ -265,6 +267,12 @@ def _put(base_url: str, key: str, path: str, body: dict[str, Any]) -> None:
     assert response.status_code in (200, 201), response.text
 
 
+def _post(base_url: str, key: str, path: str, body: dict[str, Any]) -> Any:
+    response = httpx.post(f"{base_url}{path}", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def _plans(base_url: str, key: str, account_id: str) -> None:
     """Plans the demo does not have yet: "pro" with every price model (and a version from next month), "basic";
     Globex on pro since the month began and on basic from next month, with a negotiated price of its own."""
@@ -326,6 +334,7 @@ def test_an_operator_acts_in_the_console(
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
             _plans(base_url, key, str(globex.id))
+            endpoint = _post(base_url, key, "/v1/webhook_endpoints", {"url": "https://hooks.example.com/meterbook"})
             page.goto(f"{base_url}/ui/sign-in")
             _fits(page)
             page.fill("#key", key)
@@ -424,6 +433,27 @@ def test_an_operator_acts_in_the_console(
             assert _confirm(page).startswith(f"Revoked key {made['key']} (browser test)")
             assert page.get_attribute(f'#keys tr[data-key="{made["id"]}"]', "data-state") == "revoked"
             assert httpx.get(f"{base_url}/v1/invoices", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+            # Webhooks: the endpoints, one endpoint's deliveries (the grant above emitted credits.granted), and the
+            # review of a resend. The endpoint was made before the grant, through the API.
+            page.click("nav >> text=Webhooks")
+            page.wait_for_selector("#endpoints")
+            _shot(page, folder, f"console-{width}-webhooks")
+            page.click(f'#endpoints a[href="/ui/webhooks/{endpoint["id"]}"]')
+            page.wait_for_selector("#deliveries")
+            shown = page.locator("#deliveries tbody tr")
+            types = {shown.nth(index).inner_text().split()[0] for index in range(shown.count())}
+            assert {"credits.granted", "payment.created", "invoice.voided"} <= types, types
+            _shot(page, folder, f"console-{width}-webhook")
+            page.click("#deliveries >> text=Resend… >> nth=0")
+            page.wait_for_selector("#confirm")
+            _shot(page, folder, f"console-{width}-confirm-resend")
+
+            # Alerts: the demo's low-credits alert on Globex, with its firings.
+            page.click("nav >> text=Alerts")
+            page.wait_for_selector("section[data-alert]")
+            assert page.locator("section[data-alert]").count() == len(_api(base_url, key, "/v1/alerts")["alerts"])
+            _shot(page, folder, f"console-{width}-alerts")
         finally:
             browser.close()
     assert problems == []
