@@ -27,6 +27,7 @@ INVOICE_FIELDS = {
     "issued_at",
     "effective_date",
     "due_date",
+    "overdue",
     "paid_at",
     "voided_at",
     "lines",

@@ -98,6 +98,8 @@ class TestInvoiceBody:
             "issued_at": run["created_at"],
             "effective_date": start_of(following(MONTH)),
             "due_date": due_after(MONTH, 15),
+            # Overdue once the due date has ended (UTC): whether it has depends on today's date.
+            "overdue": datetime.now(UTC).date() > datetime.fromisoformat(due_after(MONTH, 15)).date(),
             "paid_at": None,
             "voided_at": None,
             "lines": [
@@ -147,6 +149,25 @@ class TestInvoiceBody:
         billing.billed(MONTH)
         (invoice,) = billing.invoices()
         assert invoice["due_date"] == invoice["effective_date"] == start_of(following(MONTH))
+
+    def test_overdue_once_the_due_date_has_ended_and_while_open(self, billing):
+        # Due on the first day of the month after the one billed, months ago: overdue until paid.
+        month = months_ago(3)
+        account = billing.account(
+            net_terms_days=0, commitment={"monthly_cost": "10"}, contract_started_at=SINCE_LONG_AGO
+        )
+        billing.billed(month)
+        (invoice,) = billing.invoices(account_id=account["id"])
+        assert (invoice["status"], invoice["overdue"]) == ("open", True)
+        assert billing.invoice(invoice["id"])["overdue"] is True
+        billing.pay(account, "10")
+        (invoice,) = billing.invoices(account_id=account["id"])
+        assert (invoice["status"], invoice["overdue"]) == ("paid", False)
+        # Last month's, due 30 days after its end: not overdue before that day has ended.
+        billing.billed(MONTH)
+        (recent,) = [item for item in billing.invoices(account_id=account["id"]) if item["month"] == MONTH]
+        due = datetime.fromisoformat(recent["due_date"]).date()
+        assert recent["overdue"] is (datetime.now(UTC).date() > due)
 
     def test_the_issue_time_is_the_runs_time(self, billing):
         billing.account(commitment={"monthly_cost": "10"}, contract_started_at=SINCE_LONG_AGO)

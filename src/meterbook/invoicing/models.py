@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -69,6 +69,10 @@ class Invoice:
     @property
     def amount_due(self) -> Decimal:
         return Decimal(0) if self.status != "open" else self.amount - self.amount_paid
+
+    def overdue_at(self, now: datetime) -> bool:
+        """Open past its due date (contract §8): the due date is the last day to pay, in UTC."""
+        return self.status == "open" and now.astimezone(UTC).date() > self.due_date.astimezone(UTC).date()
 
 
 @dataclass(frozen=True)

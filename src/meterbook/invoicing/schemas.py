@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from meterbook.invoicing.models import BillingRun, Invoice, InvoiceLine
 from meterbook.kit.fields import MONTH_PATTERN, JsonNumber, NativeInput
+from meterbook.kit.time import utcnow
 from meterbook.pricing import TierCharge
 
 __all__ = ["MONTH_PATTERN", "BillingRunIn", "BillingRunOut", "InvoiceLineOut", "InvoiceOut", "TierOut"]
@@ -115,12 +116,13 @@ class InvoiceOut(BaseModel):
     issued_at: datetime
     effective_date: datetime = Field(description="The invoice's date: the first day after its month.")
     due_date: datetime = Field(description="The effective date plus the account's net terms.")
+    overdue: bool = Field(description="Open after its due date has ended (UTC): the due date is the last day to pay.")
     paid_at: datetime | None
     voided_at: datetime | None
     lines: list[InvoiceLineOut] | None = Field(description="The lines (null in lists; see GET /v1/invoices/{id}).")
 
     @classmethod
-    def of(cls, invoice: Invoice, *, with_lines: bool) -> InvoiceOut:
+    def of(cls, invoice: Invoice, *, with_lines: bool, now: datetime | None = None) -> InvoiceOut:
         return cls(
             id=invoice.id,
             number=invoice.number,
@@ -134,6 +136,7 @@ class InvoiceOut(BaseModel):
             issued_at=invoice.issued_at,
             effective_date=invoice.effective_date,
             due_date=invoice.due_date,
+            overdue=invoice.overdue_at(now or utcnow()),
             paid_at=invoice.paid_at,
             voided_at=invoice.voided_at,
             lines=[InvoiceLineOut.of(line) for line in invoice.lines] if with_lines else None,

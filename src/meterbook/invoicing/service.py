@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
 from sqlalchemy import Connection
@@ -686,5 +686,4 @@ def amounts_due(conn: Connection, principal: Principal) -> dict[uuid.UUID, dict[
 
 def is_overdue(invoice: Invoice, now: datetime | None = None) -> bool:
     """An open invoice whose due date has passed (contract §8): the due date is the last day to pay, in UTC."""
-    now = now or utcnow()
-    return invoice.status == "open" and now.astimezone(UTC).date() > invoice.due_date.astimezone(UTC).date()
+    return invoice.overdue_at(now or utcnow())
