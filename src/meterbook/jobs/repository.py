@@ -55,21 +55,19 @@ def claim(conn: Connection, leases: Mapping[str, timedelta], now: datetime, limi
         .mappings()
         .all()
     )
-    claimed: list[Job] = []
+    # One token for this claim: a job's outcome is recorded only while the job still holds it. One update per
+    # kind (its lease's length), not one per job.
+    lease = uuid.uuid4()
+    by_kind: dict[str, list[Any]] = {}
     for row in found:
-        lease = uuid.uuid4()
+        by_kind.setdefault(row["kind"], []).append(row["id"])
+    for kind, ids in by_kind.items():
         conn.execute(
             update(jobs)
-            .where(jobs.c.id == row["id"])
-            .values(
-                lease=lease,
-                locked_until=now + leases[row["kind"]],
-                attempts=jobs.c.attempts + 1,
-                updated_at=now,
-            )
+            .where(jobs.c.id.in_(ids))
+            .values(lease=lease, locked_until=now + leases[kind], attempts=jobs.c.attempts + 1, updated_at=now)
         )
-        claimed.append(_job(row, lease))
-    return claimed
+    return [_job(row, lease) for row in found]
 
 
 def _job(row: RowMapping, lease: uuid.UUID) -> Job:
