@@ -599,10 +599,8 @@ def settle_accounts(
 
 def _paid_events(conn: Connection, organization_id: uuid.UUID, invoice_ids: Sequence[uuid.UUID]) -> Iterator[EventData]:
     """The ``invoice.paid`` event of each invoice just settled in full, read as it is now (read only if wanted)."""
-    for invoice_id in invoice_ids:
-        invoice = repository.get_invoice(conn, organization_id, None, invoice_id)
-        if invoice is not None:
-            yield _invoice_event("invoice.paid", invoice)
+    for invoice in repository.invoices_with_lines(conn, organization_id, invoice_ids):
+        yield _invoice_event("invoice.paid", invoice)
 
 
 def account_statement(
